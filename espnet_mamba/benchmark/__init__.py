@@ -1,0 +1,4 @@
+"""Benchmarks printed as tables of ratios measured in one process.
+
+    python -m espnet_mamba.benchmark scan [--json]
+"""

@@ -1,0 +1,126 @@
+"""selective_scan: one call, the mamba-ssm CUDA kernel or the PyTorch scan.
+
+Shapes and semantics follow ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn``
+(real A only), plus an optional initial state:
+
+    u, delta, z        (batch, D, L)
+    A                  (D, N)            negative for a stable (decaying) scan
+    B, C               (D, N) time-invariant, (batch, N, L), or (batch, G, N, L)
+    D, delta_bias      (D,)
+    initial_state      (batch, D, N)
+    returns y          (batch, D, L) in u's dtype, and the (batch, D, N) fp32
+                       last state when return_last_state=True
+"""
+
+import os
+from typing import Optional
+
+import torch
+
+from espnet_mamba.ops import backend as _backend
+from espnet_mamba.ops.selective_scan_torch import DEFAULT_CHUNK, selective_scan_torch
+
+CHECK_FINITE_ENV = "ESPNET_MAMBA_CHECK_FINITE"
+
+
+def _fail(name: str, problem: str):
+    raise ValueError(f"selective_scan: argument '{name}' {problem}")
+
+
+def _expect_shape(name, t, shape):
+    if t is None:
+        return
+    if not isinstance(t, torch.Tensor):
+        _fail(name, f"must be a torch.Tensor, got {type(t).__name__}")
+    if tuple(t.shape) != tuple(shape):
+        _fail(name, f"has shape {tuple(t.shape)}, expected {tuple(shape)}")
+
+
+def _check_finite_enabled(u: torch.Tensor) -> bool:
+    """On by default for CPU tensors; on CUDA it costs a sync, so opt-in there."""
+    flag = os.environ.get(CHECK_FINITE_ENV)
+    if flag is not None:
+        return flag not in ("0", "false", "False", "")
+    return not u.is_cuda
+
+
+def _check_inputs(u, delta, A, B, C, D, z, delta_bias, initial_state):
+    if not isinstance(u, torch.Tensor) or u.dim() != 3:
+        _fail("u", f"must be a 3-D tensor (batch, D, L), got "
+                   f"{tuple(u.shape) if isinstance(u, torch.Tensor) else type(u).__name__}")
+    batch, dim, length = u.shape
+    if length == 0:
+        _fail("u", "has length 0 along time (dim 2): nothing to scan")
+    if not isinstance(A, torch.Tensor) or A.dim() != 2 or A.shape[0] != dim:
+        _fail("A", f"must have shape (D={dim}, N), got "
+                   f"{tuple(A.shape) if isinstance(A, torch.Tensor) else type(A).__name__}")
+    if A.is_complex():
+        _fail("A", "is complex; only real A is supported")
+    n = A.shape[1]
+    _expect_shape("delta", delta, (batch, dim, length))
+    for name, m in (("B", B), ("C", C)):
+        if not isinstance(m, torch.Tensor):
+            _fail(name, f"must be a torch.Tensor, got {type(m).__name__}")
+        if m.dim() == 2:
+            _expect_shape(name, m, (dim, n))
+        elif m.dim() == 3:
+            _expect_shape(name, m, (batch, n, length))
+        elif m.dim() == 4:
+            groups = m.shape[1]
+            if groups < 1 or dim % groups:
+                _fail(name, f"has {groups} groups, which must divide D={dim}")
+            _expect_shape(name, m, (batch, groups, n, length))
+        else:
+            _fail(name, f"must be 2-D (D, N), 3-D (batch, N, L) or 4-D (batch, G, N, L), "
+                        f"got shape {tuple(m.shape)}")
+    if B.dim() == 4 and C.dim() == 4 and B.shape[1] != C.shape[1]:
+        _fail("C", f"has {C.shape[1]} groups but B has {B.shape[1]}")
+    _expect_shape("D", D, (dim,))
+    _expect_shape("z", z, (batch, dim, length))
+    _expect_shape("delta_bias", delta_bias, (dim,))
+    _expect_shape("initial_state", initial_state, (batch, dim, n))
+
+
+def _check_finite(y, named_inputs):
+    """NaN/Inf in any input reaches the output, so one cheap sum over y screens them all;
+    only a non-finite sum pays for a pass over each input to name the culprit."""
+    if bool(torch.isfinite(y.sum())):
+        return
+    for name, t in named_inputs:
+        if t is not None and not bool(torch.isfinite(t).all()):
+            _fail(name, "contains NaN or Inf values")
+    if not bool(torch.isfinite(y).all()):
+        raise FloatingPointError("selective_scan: the output overflowed although every input is "
+                                 "finite (is A positive, making the scan grow without bound?)")
+
+
+def _with_groups(m: torch.Tensor) -> torch.Tensor:
+    return m.unsqueeze(1) if m.dim() == 3 else m
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   initial_state=None, return_last_state=False,
+                   backend: Optional[str] = None, chunk: int = DEFAULT_CHUNK):
+    """Selective scan ``h[t] = exp(delta A) h[t-1] + delta B u; y = C h + D u``, gated by silu(z).
+
+    ``backend``: "auto" (default, or $ESPNET_MAMBA_BACKEND), "torch" or "cuda".
+    ``chunk``: time steps per vectorised block of the PyTorch path.
+    """
+    _check_inputs(u, delta, A, B, C, D, z, delta_bias, initial_state)
+    which = _backend.choose("selective_scan", _backend.selective_scan_kernel(), u, backend,
+                            unsupported="initial_state" if initial_state is not None else None)
+    if which == "cuda":
+        kernel, _ = _backend.selective_scan_kernel()
+        out = kernel(u, delta, A, B.contiguous() if B.dim() > 2 else B,
+                     C.contiguous() if C.dim() > 2 else C, D=D, z=z, delta_bias=delta_bias,
+                     delta_softplus=delta_softplus, return_last_state=return_last_state)
+    else:
+        out = selective_scan_torch(u, delta, A, _with_groups(B), _with_groups(C), D=D, z=z,
+                                   delta_bias=delta_bias, delta_softplus=delta_softplus,
+                                   initial_state=initial_state,
+                                   return_last_state=return_last_state, chunk=chunk)
+    if _check_finite_enabled(u):
+        _check_finite(out[0] if return_last_state else out,
+                      (("u", u), ("delta", delta), ("A", A), ("B", B), ("C", C), ("D", D), ("z", z),
+                       ("delta_bias", delta_bias), ("initial_state", initial_state)))
+    return out
