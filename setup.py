@@ -18,6 +18,7 @@ INSTALL_REQUIRES = [
     "soundfile==0.14.0",
     "jiwer==4.0.0",
     "tensorboard==2.21.0",
+    "matplotlib==3.11.2",  # ESPnet plots attention weights during training; our compare plots
     "numpy>=2.0,<3",
 ]
 

@@ -1,0 +1,3 @@
+from espnet_mamba.asr.decoder.mamba_decoder import MambaDecoder
+
+__all__ = ["MambaDecoder"]

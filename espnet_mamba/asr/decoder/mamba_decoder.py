@@ -1,0 +1,173 @@
+"""decoder: mamba -- causal Mamba over the text, cross-attention to the audio.
+
+Each layer (pre-norm, residual):
+    x = x + Mamba(RMSNorm(x))                      causal scan over the token prefix
+    x = x + CrossAttention(RMSNorm(x), encoder)    Samba-ASR's "cross-connection"
+    x = x + FFN(RMSNorm(x))
+
+In beam search every hypothesis carries, per layer, the Mamba state (conv +
+SSM, fixed size) and a reference to the encoder keys/values, projected once
+per utterance. A new token therefore costs O(1) in the hypothesis length;
+ESPnet's Transformer decoder re-attends over its whole prefix at every step.
+"""
+
+import math
+from typing import Any, List, NamedTuple, Optional, Tuple
+
+import torch
+from typeguard import typechecked
+
+from espnet2.asr.decoder.abs_decoder import AbsDecoder
+from espnet_mamba.asr.conf_keys import checked_conf
+from espnet_mamba.asr.espnet_compat import (
+    BatchScorerInterface,
+    MultiHeadedAttention,
+    PositionwiseFeedForward,
+    make_pad_mask,
+)
+from espnet_mamba.nn import Mamba, MambaState
+
+
+def project_memory(attn: MultiHeadedAttention, memory: torch.Tensor):
+    """Encoder output (batch, T, d) -> keys, values (batch, heads, T, d_k) of ESPnet's attention."""
+    batch = memory.size(0)
+    k = attn.linear_k(memory).view(batch, -1, attn.h, attn.d_k).transpose(1, 2)
+    v = attn.linear_v(memory).view(batch, -1, attn.h, attn.d_k).transpose(1, 2)
+    return attn.k_norm(k), v
+
+
+def attend(attn: MultiHeadedAttention, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+           mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """ESPnet's attention with precomputed keys/values: query (batch, L, d) -> (batch, L, d)."""
+    batch = query.size(0)
+    q = attn.q_norm(attn.linear_q(query).view(batch, -1, attn.h, attn.d_k).transpose(1, 2))
+    scores = torch.matmul(q, keys.transpose(-2, -1)) / math.sqrt(attn.d_k)
+    return attn.forward_attention(values, scores, mask)
+
+
+class DecoderState(NamedTuple):
+    """One hypothesis: per-layer Mamba state (no batch dim) + shared encoder keys/values."""
+    layers: List[MambaState]
+    memory: List[Tuple[torch.Tensor, torch.Tensor]]  # (1, heads, T, d_k) each, shared by all hyps
+
+
+class MambaDecoderLayer(torch.nn.Module):
+    def __init__(self, size: int, attention_heads: int, linear_units: int, dropout_rate: float,
+                 src_attention_dropout_rate: float, d_state: int, d_conv: int, expand: int,
+                 norm_eps: float, layer_idx: int):
+        super().__init__()
+        self.norm_mixer = torch.nn.RMSNorm(size, eps=norm_eps)
+        self.mixer = Mamba(size, d_state=d_state, d_conv=d_conv, expand=expand, layer_idx=layer_idx)
+        self.norm_src = torch.nn.RMSNorm(size, eps=norm_eps)
+        self.src_attn = MultiHeadedAttention(attention_heads, size, src_attention_dropout_rate)
+        self.norm_ff = torch.nn.RMSNorm(size, eps=norm_eps)
+        self.feed_forward = PositionwiseFeedForward(size, linear_units, dropout_rate)
+        self.dropout = torch.nn.Dropout(dropout_rate)
+
+    def forward(self, x, lengths, memory_kv, memory_mask):
+        """x (batch, L, d) teacher-forced tokens; memory_mask (batch, 1, T)."""
+        x = x + self.dropout(self.mixer(self.norm_mixer(x), lengths))
+        x = x + self.dropout(attend(self.src_attn, self.norm_src(x), *memory_kv, memory_mask))
+        return x + self.dropout(self.feed_forward(self.norm_ff(x)))
+
+    def step(self, x_t, state: MambaState, memory_kv, memory_mask):
+        """x_t (batch, d) one token per hypothesis; the state is updated in place."""
+        h, state = self.mixer.step(self.norm_mixer(x_t), state)
+        x = x_t + h
+        x = x + attend(self.src_attn, self.norm_src(x)[:, None], *memory_kv, memory_mask)[:, 0]
+        return x + self.feed_forward(self.norm_ff(x)), state
+
+
+@checked_conf("decoder_conf")
+class MambaDecoder(AbsDecoder, BatchScorerInterface):
+    """Mamba decoder for ESPnet ASR. Every argument except the first two is a ``decoder_conf`` key.
+
+    Args:
+        vocab_size: number of output tokens (set by ESPnet).
+        encoder_output_size: encoder dimension, also this decoder's width (set by ESPnet).
+        attention_heads: heads of the cross-attention to the encoder output.
+        linear_units: hidden units of each feed-forward module.
+        num_blocks: number of decoder layers.
+        dropout_rate: dropout on the embedding and every residual branch.
+        src_attention_dropout_rate: dropout on the cross-attention weights.
+        d_state, d_conv, expand: Mamba mixer sizes.
+        norm_eps: RMSNorm epsilon.
+    """
+
+    @typechecked
+    def __init__(self, vocab_size: int, encoder_output_size: int, attention_heads: int = 4,
+                 linear_units: int = 2048, num_blocks: int = 6, dropout_rate: float = 0.1,
+                 src_attention_dropout_rate: float = 0.1, d_state: int = 16, d_conv: int = 4,
+                 expand: int = 2, norm_eps: float = 1e-5):
+        super().__init__()
+        if encoder_output_size % attention_heads:
+            raise ValueError(f"decoder_conf: attention_heads={attention_heads} must divide the "
+                             f"encoder output size {encoder_output_size}")
+        size = encoder_output_size
+        self.embed = torch.nn.Embedding(vocab_size, size)
+        self.embed_dropout = torch.nn.Dropout(dropout_rate)
+        self.decoders = torch.nn.ModuleList([
+            MambaDecoderLayer(size, attention_heads, linear_units, dropout_rate,
+                              src_attention_dropout_rate, d_state, d_conv, expand, norm_eps, i)
+            for i in range(num_blocks)
+        ])
+        self.after_norm = torch.nn.RMSNorm(size, eps=norm_eps)
+        self.output_layer = torch.nn.Linear(size, vocab_size)
+
+    def forward(self, hs_pad: torch.Tensor, hlens: torch.Tensor, ys_in_pad: torch.Tensor,
+                ys_in_lens: torch.Tensor, return_hs: bool = False):
+        """Teacher forcing: (batch, T, d) audio, (batch, L) tokens -> logits (batch, L, vocab), lengths."""
+        memory_mask = (~make_pad_mask(hlens, maxlen=hs_pad.size(1)))[:, None, :].to(hs_pad.device)
+        x = self.embed_dropout(self.embed(ys_in_pad))
+        for layer in self.decoders:
+            x = layer(x, ys_in_lens, project_memory(layer.src_attn, hs_pad), memory_mask)
+        hidden = self.after_norm(x)
+        logits = self.output_layer(hidden)
+        if return_hs:
+            return (logits, hidden), ys_in_lens
+        return logits, ys_in_lens
+
+    # ---- beam search (ESPnet BatchScorerInterface) ----
+
+    def init_state(self, x: torch.Tensor) -> DecoderState:
+        """x (T, d): project the encoder output once; empty recurrent state."""
+        memory = [project_memory(layer.src_attn, x.unsqueeze(0)) for layer in self.decoders]
+        layers = []
+        for layer in self.decoders:
+            state = layer.mixer.allocate_state(1, device=x.device, dtype=x.dtype)
+            layers.append(MambaState(state.conv[0], state.ssm[0]))
+        return DecoderState(layers, memory)
+
+    def batch_init_state(self, x: torch.Tensor) -> DecoderState:
+        return self.init_state(x)
+
+    def score(self, ys: torch.Tensor, state: DecoderState, x: torch.Tensor):
+        logp, states = self.batch_score(ys.unsqueeze(0), [state], x.unsqueeze(0))
+        return logp.squeeze(0), states[0]
+
+    def batch_score(self, ys: torch.Tensor, states: List[Any], xs: torch.Tensor,
+                    return_hs: bool = False):
+        """Score the next token of each hypothesis: only ys[:, -1] is fed, the state holds the rest.
+
+        ys (n, prefix); states: one DecoderState per hypothesis; xs (n, T, d).
+        Returns log-probabilities (n, vocab) and the new per-hypothesis states
+        (fresh tensors: hypotheses that share a parent never share a state).
+        """
+        n = ys.size(0)
+        memory = states[0].memory
+        x = self.embed(ys[:, -1])
+        new_layer_states = []
+        for index, layer in enumerate(self.decoders):
+            stacked = MambaState(torch.stack([s.layers[index].conv for s in states]),
+                                 torch.stack([s.layers[index].ssm for s in states]))
+            keys, values = memory[index]
+            x, stacked = layer.step(x, stacked, (keys.expand(n, -1, -1, -1),
+                                                 values.expand(n, -1, -1, -1)), None)
+            new_layer_states.append(stacked)
+        hidden = self.after_norm(x)
+        logp = torch.log_softmax(self.output_layer(hidden), dim=-1)
+        new_states = [DecoderState([MambaState(s.conv[i], s.ssm[i]) for s in new_layer_states], memory)
+                      for i in range(n)]
+        if return_hs:
+            return (logp, hidden), new_states
+        return logp, new_states

@@ -1,0 +1,59 @@
+"""model: espnet_mamba -- ESPnet's joint CTC/attention model with a non-finite-loss guard.
+
+Training, the CTC/attention objective (ctc_weight, interctc_weight,
+lsm_weight, ...) and decoding are ESPnetASRModel's, unchanged. What Mamba
+models need on top: selective scans can diverge (a learning rate too high for
+the exp(delta*A) decays, fp16 overflow), and ESPnet's trainer then skips every
+update with a warning and trains on for hours doing nothing. This model
+raises an actionable error after ``nonfinite_loss_patience`` consecutive
+training batches whose loss is NaN or Inf.
+"""
+
+import inspect
+import logging
+
+import torch
+
+from espnet2.asr.espnet_model import ESPnetASRModel
+from espnet_mamba.asr.conf_keys import checked_conf
+
+logger = logging.getLogger("espnet_mamba")
+
+
+class MambaASRModel(ESPnetASRModel):
+    """ESPnetASRModel plus ``model_conf`` key ``nonfinite_loss_patience`` (0 disables the guard)."""
+
+    def __init__(self, *args, nonfinite_loss_patience: int = 20, **kwargs):
+        if nonfinite_loss_patience < 0:
+            raise ValueError(f"model_conf: nonfinite_loss_patience must be >= 0, got {nonfinite_loss_patience}")
+        super().__init__(*args, **kwargs)
+        self.nonfinite_loss_patience = nonfinite_loss_patience
+        self._nonfinite_in_a_row = 0
+
+    def forward(self, *args, **kwargs):
+        loss, stats, weight = super().forward(*args, **kwargs)
+        if self.training and self.nonfinite_loss_patience:
+            if bool(torch.isfinite(loss.detach())):
+                self._nonfinite_in_a_row = 0
+            else:
+                self._nonfinite_in_a_row += 1
+                parts = {k: float(v) for k, v in stats.items()
+                         if k.startswith("loss") and v is not None}
+                logger.warning("non-finite loss (%d in a row): %s", self._nonfinite_in_a_row, parts)
+                if self._nonfinite_in_a_row >= self.nonfinite_loss_patience:
+                    raise FloatingPointError(
+                        f"{self._nonfinite_in_a_row} training batches in a row had a NaN/Inf loss "
+                        f"(last: {parts}). Training is not progressing. Try a lower optim_conf.lr or "
+                        f"more scheduler warmup, grad_clip, use_amp: false (or bf16), and check the "
+                        f"data for empty or corrupt audio. Resume from the last good checkpoint with "
+                        f"--resume true. (model_conf.nonfinite_loss_patience sets this limit.)")
+        return loss, stats, weight
+
+
+# Expose ESPnetASRModel's keyword arguments (plus ours) in the signature, so that
+# ESPnet's --print_config and config dumps list every model_conf key with its default.
+_base = inspect.signature(ESPnetASRModel.__init__)
+_ours = inspect.signature(MambaASRModel.__init__).parameters["nonfinite_loss_patience"]
+MambaASRModel.__init__.__signature__ = _base.replace(
+    parameters=list(_base.parameters.values()) + [_ours])
+MambaASRModel = checked_conf("model_conf")(MambaASRModel)
