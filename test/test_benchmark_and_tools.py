@@ -47,3 +47,34 @@ def test_install_script_parses_and_documents_options():
     bad = subprocess.run(["bash", os.path.join(ROOT, "tools", "install.sh"), "--frobnicate"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown option '--frobnicate'" in bad.stderr
+
+
+def test_encoder_benchmark_rows():
+    from espnet_mamba.benchmark import encoder
+
+    rows = encoder.run(seconds=(1, 2), scale=0.1)
+    assert [(r["audio_s"], r["encoder"]) for r in rows][:4] == [
+        (1, "mamba"), (1, "conmamba"), (1, "transformer"), (1, "conformer")]
+    for r in rows:
+        assert r["time_s"] > 0 and r["params_M"] > 0 and r["peak_mem_MB"] >= 0
+        assert abs(r["rtf"] - r["time_s"] / r["audio_s"]) < 1e-12
+    assert all(r["speedup_vs_transformer"] == 1 for r in rows if r["encoder"] == "transformer")
+
+
+def test_decoder_benchmark_rows():
+    from espnet_mamba.benchmark import decoder
+
+    rows = decoder.run(lengths=(2, 6), beam=2, encoder_seconds=1, scale=0.2, vocab=40, encoder_dim=32)
+    assert [(r["decoder"], r["hyp_len"]) for r in rows] == [
+        ("mamba", 2), ("mamba", 6), ("transformer", 2), ("transformer", 6)]
+    assert all(r["ms_per_step"] > 0 for r in rows)
+    assert rows[0]["vs_first_length"] == 1.0
+
+
+def test_out_of_memory_is_recognised():
+    from espnet_mamba.benchmark.memory import is_out_of_memory
+
+    assert is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: "
+                                         "can't allocate memory: you tried to allocate 7200000000 bytes"))
+    assert is_out_of_memory(MemoryError())
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))

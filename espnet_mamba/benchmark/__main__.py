@@ -2,6 +2,8 @@ import sys
 
 COMMANDS = {
     "scan": "espnet_mamba.benchmark.scan",
+    "encoder": "espnet_mamba.benchmark.encoder",
+    "decoder": "espnet_mamba.benchmark.decoder",
 }
 
 
