@@ -192,3 +192,14 @@ def test_nonfinite_loss_guard(monkeypatch):
     model(*batch())
     with pytest.raises(FloatingPointError, match="2 training batches in a row had a NaN/Inf loss"):
         model(*batch())
+
+
+@pytest.mark.parametrize("entry, espnet_flag", [("asr_train", "--encoder_conf"),
+                                                 ("asr_inference", "--asr_train_config")])
+def test_entry_points_take_espnets_arguments(entry, espnet_flag):
+    out = subprocess.run([sys.executable, "-m", f"espnet_mamba.bin.{entry}", "--help"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert espnet_flag in out.stdout
+    if entry == "asr_train":  # our names are among the choices ESPnet's parser offers
+        assert "conmamba" in out.stdout and "espnet_mamba" in out.stdout
