@@ -16,7 +16,7 @@ def test_wer_cer_counts_and_alignment(tmp_path):
     score.main(["--ref", str(ref), "--hyp", str(hyp), "--out_dir", str(tmp_path / "dec/score")])
     wer = json.loads((tmp_path / "dec/score/score_wer/summary.json").read_text())
     # 7 reference words: cat->bat (S), a (D), down (I)
-    assert wer["counts"] == dict(snt=3, wrd=7, cor=4, sub=1, dele=1, ins=1, snt_err=2)
+    assert wer["counts"] == dict(snt=3, wrd=7, cor=5, sub=1, dele=1, ins=1, snt_err=2)
     assert wer["Err"] == 42.9 and wer["S.Err"] == 66.7
     cer = json.loads((tmp_path / "dec/score/score_cer/summary.json").read_text())
     assert cer["counts"]["wrd"] == len("thecatsat") + len("adog") + len("helloworld")
