@@ -18,11 +18,16 @@ TOKENS = ["<blank>", "<unk>", "<space>", "a", "b", "c", "<sos/eos>"]
 TONES = {"a": 440.0, "b": 660.0, "c": 990.0}
 
 
-def make_corpus(root: Path, n_train=12, n_valid=4, seed=0):
-    """Utterances of 2-4 'letters', each a 0.15 s tone; text like "a c b"."""
+def make_corpus(root: Path, n_train=12, n_valid=4, seed=0, n_test=0):
+    """Utterances of 2-4 'letters', each a 0.15 s tone; text like "a c b".
+
+    Writes Kaldi data dirs root/data/{train,valid[,test]} (wav.scp, text, utt2spk).
+    """
     rng = np.random.default_rng(seed)
     fs = 16000
     sets = {"train": n_train, "valid": n_valid}
+    if n_test:
+        sets["test"] = n_test
     for name, count in sets.items():
         d = root / "data" / name
         (d / "wav").mkdir(parents=True, exist_ok=True)
@@ -40,6 +45,7 @@ def make_corpus(root: Path, n_train=12, n_valid=4, seed=0):
             text.append(f"{utt} {' '.join(letters)}")
         (d / "wav.scp").write_text("\n".join(scp) + "\n")
         (d / "text").write_text("\n".join(text) + "\n")
+        (d / "utt2spk").write_text("".join(f"{line.split()[0]} {line.split()[0]}\n" for line in scp))
     (root / "tokens.txt").write_text("\n".join(TOKENS) + "\n")
     return root
 

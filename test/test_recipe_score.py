@@ -13,14 +13,14 @@ def write(path, lines):
 def test_wer_cer_counts_and_alignment(tmp_path):
     ref = write(tmp_path / "ref", ["u1 the cat sat", "u2 a dog", "u3 hello world"])
     hyp = write(tmp_path / "hyp", ["u1 the bat sat down", "u2 dog", "u3 hello world"])
-    score.main(["--ref", str(ref), "--hyp", str(hyp), "--out_dir", str(tmp_path / "dec/score")])
-    wer = json.loads((tmp_path / "dec/score/score_wer/summary.json").read_text())
+    score.main(["--ref", str(ref), "--hyp", str(hyp), "--out_dir", str(tmp_path / "dec")])
+    wer = json.loads((tmp_path / "dec/score_wer/summary.json").read_text())
     # 7 reference words: cat->bat (S), a (D), down (I)
     assert wer["counts"] == dict(snt=3, wrd=7, cor=5, sub=1, dele=1, ins=1, snt_err=2)
     assert wer["Err"] == 42.9 and wer["S.Err"] == 66.7
-    cer = json.loads((tmp_path / "dec/score/score_cer/summary.json").read_text())
+    cer = json.loads((tmp_path / "dec/score_cer/summary.json").read_text())
     assert cer["counts"]["wrd"] == len("thecatsat") + len("adog") + len("helloworld")
-    text = (tmp_path / "dec/score/score_wer/result.txt").read_text()
+    text = (tmp_path / "dec/score_wer/result.txt").read_text()
     assert "REF:  the CAT sat ****" in text and "HYP:  the BAT sat DOWN" in text
     assert "HYP:  * dog" in text
 

@@ -1,7 +1,7 @@
 """Stage 13: score a decoding directory against the reference, ESPnet/sclite style.
 
     python -m espnet_mamba.recipe.score --ref data/test/text --hyp DECODE_DIR/text \
-        --out_dir DECODE_DIR/score [--token_type bpe --bpemodel m.model]
+        --out_dir DECODE_DIR [--token_type bpe --bpemodel m.model]
 
 Writes, for each of WER (words), CER (characters, spaces excluded) and TER
 (the model's own tokens):
@@ -138,7 +138,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     refs, hyps = read_kaldi_text(Path(a.ref)), read_kaldi_text(Path(a.hyp))
     out_dir = Path(a.out_dir)
-    name = a.name or out_dir.parent.name
+    name = a.name or out_dir.name
     metrics = {"wer": word_units, "cer": char_units, "ter": make_token_units(a.token_type, a.bpemodel)}
     for metric, units in metrics.items():
         totals, blocks = score(refs, hyps, units)

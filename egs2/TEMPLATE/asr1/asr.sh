@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# Stage-numbered ASR recipe engine for espnet-mamba (ESPnet's asr.sh, rewritten:
+# the ESPnet wheel ships no recipes). A recipe's run.sh sets options and calls it.
+#
+#   1 data preparation (local/data.sh)        10 collect feature statistics
+#   2 speed perturbation                       11 training
+#   3 format audio into dump/                  12 decoding
+#   4 filter short/long/empty utterances       13 scoring (WER/CER/TER, RESULTS.md)
+#   5 token list (bpe or char)                 14 pack the model
+#
+# Every stage can be rerun on its own (--stage N --stop-stage N); a stage whose
+# outputs are complete (a .done marker written last) is skipped.
+set -euo pipefail
+
+log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*"; }
+die() { log "ERROR: $*" >&2; exit 1; }
+
+# ---- options (each can be given as --name value) ----
+stage=1
+stop_stage=14
+nj=4                      # parallel jobs for data formatting and statistics
+inference_nj=4            # parallel decoding jobs
+ngpu=0                    # GPUs for training (0: CPU)
+num_nodes=1               # nodes for multi-node training (Slurm backend)
+gpu_inference=false
+dumpdir=dump
+expdir=exp
+fs=16000
+min_wav_duration=0.1
+max_wav_duration=20
+speed_perturb_factors=""  # e.g. "0.9 1.0 1.1"
+train_set=""
+valid_set=""
+test_sets=""
+local_data_opts=""
+token_type=bpe            # bpe or char
+nbpe=5000
+bpemode=unigram
+asr_config=""
+asr_tag=""
+asr_args=""               # extra arguments for asr_train
+inference_config=""
+inference_model=valid.acc.ave.pth
+inference_tag=""
+inference_args=""
+feats_normalize=global_mvn
+resume=true
+skip_packing=false
+
+help_message="Usage: $0 --train_set SET --valid_set SET --test_sets 'SET ...' --asr_config CONF [options]
+Options (defaults in brackets):
+  --stage N --stop_stage M   stages to run [1 14]
+  --nj N --inference_nj N    parallel jobs [4 4]
+  --ngpu N --num_nodes N     training GPUs per node / nodes [0 1]
+  --gpu_inference BOOL       decode on GPU [false]
+  --train_set --valid_set --test_sets   data sets under data/
+  --speed_perturb_factors 'F ...'       e.g. '0.9 1.0 1.1' [none]
+  --token_type bpe|char --nbpe N        [bpe 5000]
+  --asr_config FILE --asr_tag TAG --asr_args 'ARGS'
+  --inference_config FILE --inference_model FILE --inference_args 'ARGS'
+  --dumpdir DIR --expdir DIR [dump exp]   --fs HZ [16000]
+  --min_wav_duration S --max_wav_duration S [0.1 20]
+Job launching is configured in cmd.sh (cmd_backend=local|slurm)."
+
+. ./utils/parse_options.sh
+
+[ -f ./path.sh ] && . ./path.sh
+[ -f ./cmd.sh ] && . ./cmd.sh
+: "${train_cmd:=utils/run.pl}" "${cuda_cmd:=utils/run.pl}" "${decode_cmd:=utils/run.pl}"
+
+[ -n "${train_set}" ] || die "--train_set is required"
+[ -n "${valid_set}" ] || die "--valid_set is required"
+[ -n "${asr_config}" ] || [ "${stop_stage}" -lt 10 ] || die "--asr_config is required for stages 10-14"
+[ -z "${asr_config}" ] || [ -f "${asr_config}" ] || die "--asr_config ${asr_config}: no such file"
+
+if [ -n "${speed_perturb_factors}" ]; then
+  train_sp=${train_set}_sp
+else
+  train_sp=${train_set}
+fi
+if [ "${token_type}" = bpe ]; then
+  token_dir=data/token_list/bpe_${bpemode}${nbpe}
+  bpemodel=${token_dir}/bpe.model
+  token_suffix=${nbpe}
+  bpe_opt="--bpemodel ${bpemodel}"
+else
+  token_dir=data/token_list/${token_type}
+  bpemodel=none
+  token_suffix=""
+  bpe_opt=""
+fi
+token_list=${token_dir}/tokens.txt
+data_feats=${dumpdir}/raw
+if [ -z "${asr_tag}" ]; then
+  asr_tag=$(basename "${asr_config:-none}" .yaml)_${token_type}${token_suffix}
+  if [ -n "${speed_perturb_factors}" ]; then asr_tag+=_sp; fi
+fi
+asr_exp=${expdir}/asr_${asr_tag}
+asr_stats_dir=${expdir}/asr_stats_raw_${token_type}${token_suffix}
+if [ -z "${inference_tag}" ]; then
+  inference_tag=decode_$(basename "${inference_config:-default}" .yaml)_$(basename "${inference_model}" .pth)
+fi
+done_marker() { [ -f "$1/.done" ]; }
+mark_done() { touch "$1/.done"; }
+
+# ---- 1: data preparation ----
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+  log "Stage 1: data preparation (local/data.sh ${local_data_opts})"
+  # shellcheck disable=SC2086
+  local/data.sh ${local_data_opts}
+  for s in ${train_set} ${valid_set} ${test_sets}; do
+    python3 -m espnet_mamba.recipe.data_dir validate "data/${s}" >/dev/null
+  done
+fi
+
+# ---- 2: speed perturbation ----
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
+  if [ -n "${speed_perturb_factors}" ]; then
+    log "Stage 2: speed perturbation of data/${train_set} by ${speed_perturb_factors} -> data/${train_sp}"
+    # shellcheck disable=SC2086
+    python3 -m espnet_mamba.recipe.data_dir speed_perturb "data/${train_set}" "data/${train_sp}" \
+      --factors ${speed_perturb_factors}
+  else
+    log "Stage 2: no --speed_perturb_factors, nothing to do"
+  fi
+fi
+
+# ---- 3: format audio ----
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+  for s in ${train_sp} ${valid_set} ${test_sets}; do
+    out=${data_feats}/org/${s}
+    [ "${s}" = "${train_sp}" ] || [ "${s}" = "${valid_set}" ] || out=${data_feats}/${s}
+    if done_marker "${out}"; then log "Stage 3: ${out} is complete, skipping"; continue; fi
+    log "Stage 3: format data/${s} -> ${out} (fs=${fs}, nj=${nj})"
+    rm -rf "${out}"
+    python3 -m espnet_mamba.recipe.data_dir format "data/${s}" "${out}" --fs "${fs}" --nj "${nj}"
+    mark_done "${out}"
+  done
+fi
+
+# ---- 4: filter ----
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+  for s in ${train_sp} ${valid_set}; do
+    out=${data_feats}/${s}
+    if done_marker "${out}"; then log "Stage 4: ${out} is complete, skipping"; continue; fi
+    log "Stage 4: drop utterances outside ${min_wav_duration}-${max_wav_duration} s or with empty text: ${s}"
+    rm -rf "${out}"
+    python3 -m espnet_mamba.recipe.data_dir filter "${data_feats}/org/${s}" "${out}" --fs "${fs}" \
+      --min_wav_duration "${min_wav_duration}" --max_wav_duration "${max_wav_duration}"
+    mark_done "${out}"
+  done
+fi
+
+# ---- 5: token list ----
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+  if done_marker "${token_dir}"; then
+    log "Stage 5: ${token_list} is complete, skipping"
+  else
+    log "Stage 5: ${token_type} token list from ${data_feats}/${train_sp}/text -> ${token_list}"
+    python3 -m espnet_mamba.recipe.tokens --text "${data_feats}/${train_sp}/text" \
+      --token_type "${token_type}" --nbpe "${nbpe}" --bpemode "${bpemode}" --out_dir "${token_dir}"
+    mark_done "${token_dir}"
+  fi
+fi
+
+common_opts="--use_preprocessor true --token_type ${token_type} --token_list ${token_list}
+  --bpemodel ${bpemodel} --non_linguistic_symbols none --cleaner none --g2p none"
+
+# ---- 10: statistics ----
+if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
+  if done_marker "${asr_stats_dir}"; then
+    log "Stage 10: ${asr_stats_dir} is complete, skipping"
+  else
+    log "Stage 10: collect feature statistics (${nj} jobs) -> ${asr_stats_dir}"
+    logdir=${asr_stats_dir}/logdir
+    mkdir -p "${logdir}"
+    _nj=$(( $(wc -l < "${data_feats}/${valid_set}/wav.scp") < nj ? $(wc -l < "${data_feats}/${valid_set}/wav.scp") : nj ))
+    train_split=""; valid_split=""
+    for n in $(seq "${_nj}"); do train_split+=" ${logdir}/train.${n}.scp"; valid_split+=" ${logdir}/valid.${n}.scp"; done
+    # shellcheck disable=SC2086
+    python3 -m espnet_mamba.recipe.split_scp "${data_feats}/${train_sp}/wav.scp" ${train_split}
+    # shellcheck disable=SC2086
+    python3 -m espnet_mamba.recipe.split_scp "${data_feats}/${valid_set}/wav.scp" ${valid_split}
+    # shellcheck disable=SC2086
+    ${train_cmd} JOB=1:"${_nj}" "${logdir}/stats.JOB.log" \
+      python3 -m espnet_mamba.bin.asr_train --collect_stats true --config "${asr_config}" ${common_opts} \
+        --train_data_path_and_name_and_type "${data_feats}/${train_sp}/wav.scp,speech,sound" \
+        --train_data_path_and_name_and_type "${data_feats}/${train_sp}/text,text,text" \
+        --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/wav.scp,speech,sound" \
+        --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/text,text,text" \
+        --train_shape_file "${logdir}/train.JOB.scp" --valid_shape_file "${logdir}/valid.JOB.scp" \
+        --output_dir "${logdir}/stats.JOB" --ngpu 0 --num_workers 0 ${asr_args}
+    inputs=""
+    for n in $(seq "${_nj}"); do inputs+=" --input_dir ${logdir}/stats.${n}"; done
+    # shellcheck disable=SC2086
+    python3 -m espnet2.bin.aggregate_stats_dirs ${inputs} --output_dir "${asr_stats_dir}"
+    mark_done "${asr_stats_dir}"
+  fi
+fi
+
+# ---- 11: training ----
+if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
+  log "Stage 11: training ${asr_config} -> ${asr_exp} (ngpu=${ngpu}, num_nodes=${num_nodes}, resume=${resume})"
+  mkdir -p "${asr_exp}"
+  normalize_opts=""
+  if [ "${feats_normalize}" = global_mvn ]; then
+    normalize_opts="--normalize global_mvn --normalize_conf stats_file=${asr_stats_dir}/train/feats_stats.npz"
+  fi
+  shape_suffix=""
+  if [ -f "${asr_stats_dir}/train/text_shape.${token_type}" ]; then shape_suffix=.${token_type}; fi
+  # shellcheck disable=SC2086
+  python3 -m espnet2.bin.launch --cmd "${cuda_cmd}" --log "${asr_exp}/train.log" \
+    --ngpu "${ngpu}" --num_nodes "${num_nodes}" --init_file_prefix "${asr_exp}/.dist_init_" \
+    --multiprocessing_distributed true -- \
+    python3 -m espnet_mamba.bin.asr_train --config "${asr_config}" ${common_opts} ${normalize_opts} \
+      --train_data_path_and_name_and_type "${data_feats}/${train_sp}/wav.scp,speech,sound" \
+      --train_data_path_and_name_and_type "${data_feats}/${train_sp}/text,text,text" \
+      --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/wav.scp,speech,sound" \
+      --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/text,text,text" \
+      --train_shape_file "${asr_stats_dir}/train/speech_shape" \
+      --train_shape_file "${asr_stats_dir}/train/text_shape${shape_suffix}" \
+      --valid_shape_file "${asr_stats_dir}/valid/speech_shape" \
+      --valid_shape_file "${asr_stats_dir}/valid/text_shape${shape_suffix}" \
+      --resume "${resume}" --fold_length 80000 --fold_length 150 \
+      --output_dir "${asr_exp}" ${asr_args} \
+    || die "training failed; see ${asr_exp}/train.log (rerun with --stage 11: it resumes from the last epoch)"
+fi
+
+# ---- 12: decoding ----
+if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
+  [ -f "${asr_exp}/${inference_model}" ] || die "${asr_exp}/${inference_model} not found: did stage 11 finish?"
+  _ngpu=$([ "${gpu_inference}" = true ] && echo 1 || echo 0)
+  for s in ${test_sets}; do
+    dir=${asr_exp}/${inference_tag}/${s}
+    if done_marker "${dir}"; then log "Stage 12: ${dir} is complete, skipping"; continue; fi
+    log "Stage 12: decoding ${s} (${inference_nj} jobs) -> ${dir}"
+    logdir=${dir}/logdir
+    mkdir -p "${logdir}"
+    n_utt=$(wc -l < "${data_feats}/${s}/wav.scp")
+    _nj=$(( n_utt < inference_nj ? n_utt : inference_nj ))
+    split=""
+    for n in $(seq "${_nj}"); do split+=" ${logdir}/keys.${n}.scp"; done
+    # shellcheck disable=SC2086
+    python3 -m espnet_mamba.recipe.split_scp "${data_feats}/${s}/wav.scp" ${split}
+    config_opt=""
+    [ -n "${inference_config}" ] && config_opt="--config ${inference_config}"
+    # shellcheck disable=SC2086
+    ${decode_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${logdir}/asr_inference.JOB.log" \
+      python3 -m espnet_mamba.bin.asr_inference --batch_size 1 --ngpu "${_ngpu}" ${config_opt} \
+        --data_path_and_name_and_type "${data_feats}/${s}/wav.scp,speech,sound" \
+        --key_file "${logdir}/keys.JOB.scp" --asr_train_config "${asr_exp}/config.yaml" \
+        --asr_model_file "${asr_exp}/${inference_model}" --output_dir "${logdir}/output.JOB" \
+        ${inference_args} \
+      || die "decoding ${s} failed; see ${logdir}/asr_inference.*.log"
+    for f in text token token_int score; do
+      for n in $(seq "${_nj}"); do
+        cat "${logdir}/output.${n}/1best_recog/${f}" 2>/dev/null || true
+      done | sort -k1,1 > "${dir}/${f}"
+    done
+    mark_done "${dir}"
+  done
+fi
+
+# ---- 13: scoring ----
+if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
+  for s in ${test_sets}; do
+    dir=${asr_exp}/${inference_tag}/${s}
+    log "Stage 13: scoring ${dir}"
+    python3 -m espnet_mamba.recipe.score --ref "${data_feats}/${s}/text" --hyp "${dir}/text" \
+      --out_dir "${dir}" --name "${inference_tag}/${s}" --token_type "${token_type}" ${bpe_opt}
+  done
+  python3 -m espnet_mamba.recipe.results "${asr_exp}" > "${asr_exp}/RESULTS.md"
+  log "Stage 13: results in ${asr_exp}/RESULTS.md"
+  cat "${asr_exp}/RESULTS.md"
+fi
+
+# ---- 14: packing ----
+if [ "${stage}" -le 14 ] && [ "${stop_stage}" -ge 14 ] && [ "${skip_packing}" = false ]; then
+  log "Stage 14: pack ${asr_exp} -> ${asr_exp}/asr_model.zip"
+  options="--option ${asr_exp}/RESULTS.md --option ${asr_stats_dir}/train/feats_stats.npz"
+  if [ "${token_type}" = bpe ]; then options+=" --option ${bpemodel}"; fi
+  # shellcheck disable=SC2086
+  python3 -m espnet2.bin.pack asr --asr_train_config "${asr_exp}/config.yaml" \
+    --asr_model_file "${asr_exp}/${inference_model}" ${options} --outpath "${asr_exp}/asr_model.zip"
+fi
+
+log "Successfully finished stages ${stage}-${stop_stage}"
