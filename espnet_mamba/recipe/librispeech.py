@@ -1,0 +1,211 @@
+"""LibriSpeech (OpenSLR resource 12): download, verify, extract, Kaldi data dirs.
+
+    python -m espnet_mamba.recipe.librispeech download --parts dev-clean ... --dest downloads
+    python -m espnet_mamba.recipe.librispeech prepare  --corpus downloads/LibriSpeech \
+        --parts dev-clean ... --data_dir data
+
+download: each PART.tar.gz is fetched from --base_url with HTTP range requests,
+so an interrupted download resumes where it stopped (a .part file is kept);
+the MD5 is checked against the mirror's md5sum.txt; a mismatch deletes the
+file and stops with an error; extraction writes a marker only when tar
+finished, so a half-extracted part is extracted again.
+prepare: data/<part with underscores>/{wav.scp,text,utt2spk,spk2utt} on the
+.flac files (ESPnet reads FLAC directly). A missing transcript or audio file
+is an error naming it.
+"""
+
+import argparse
+import hashlib
+import http.client
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Dict, List
+
+BASE_URL = "https://www.openslr.org/resources/12"
+PARTS = ("train-clean-100", "train-clean-360", "train-other-500", "dev-clean", "dev-other",
+         "test-clean", "test-other")
+
+
+class CorpusError(Exception):
+    pass
+
+
+def _check_parts(parts: List[str]):
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise CorpusError(f"unknown LibriSpeech part {unknown[0]!r}; expected some of {', '.join(PARTS)}")
+
+
+def md5(path: Path) -> str:
+    h = hashlib.md5()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fetch_checksums(base_url: str) -> Dict[str, str]:
+    url = f"{base_url}/md5sum.txt"
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            text = r.read().decode()
+    except (urllib.error.URLError, OSError) as exc:
+        raise CorpusError(f"cannot fetch checksums {url}: {exc}. Check the network or --base_url; "
+                          f"or download the archives yourself and pass --librispeech_dir") from None
+    return {line.split()[1]: line.split()[0] for line in text.splitlines() if len(line.split()) == 2}
+
+
+def download_file(url: str, dest: Path, expected_md5: str, retries: int = 5) -> Path:
+    """Fetch url to dest, resuming from dest.part; verify the MD5."""
+    if dest.exists():
+        if md5(dest) == expected_md5:
+            return dest
+        dest.unlink()  # a stale or corrupt archive from an earlier run
+    part = dest.with_name(dest.name + ".part")
+    for attempt in range(1, retries + 1):
+        have = part.stat().st_size if part.exists() else 0
+        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as r:
+                if have and r.status != 206:  # server ignored the range: start over
+                    have = 0
+                length = r.headers.get("Content-Length")
+                with part.open("ab" if have else "wb") as f:
+                    while True:
+                        block = r.read(1 << 20)
+                        if not block:
+                            break
+                        f.write(block)
+                # urllib returns a body cut short by a dropped connection without an error
+                if length is not None and part.stat().st_size < have + int(length):
+                    raise ConnectionError(f"connection closed after {part.stat().st_size - have} "
+                                          f"of {length} bytes")
+            break
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and have:  # asked past the end: the .part is already complete
+                break
+            raise CorpusError(f"downloading {url}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
+            got = part.stat().st_size if part.exists() else 0
+            print(f"download {dest.name}: interrupted at {got} bytes ({exc}); "
+                  f"resuming (attempt {attempt}/{retries})", file=sys.stderr)
+            if attempt == retries:
+                raise CorpusError(f"downloading {url} failed {retries} times; rerun to resume "
+                                  f"from {got} bytes") from None
+            time.sleep(min(2 ** attempt, 30) * 0.1)
+    actual = md5(part)
+    if actual != expected_md5:
+        part.unlink()
+        raise CorpusError(f"{dest.name}: checksum mismatch (md5 {actual}, expected {expected_md5}); "
+                          f"the corrupt download was deleted, rerun to fetch it again")
+    part.rename(dest)
+    return dest
+
+
+def extract(archive: Path, dest: Path, part: str):
+    marker = dest / "LibriSpeech" / f".{part}.extracted"
+    if marker.exists():
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run(["tar", "-xzf", str(archive), "-C", str(dest)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise CorpusError(f"extracting {archive} failed: {out.stderr.strip()[-500:]}")
+    marker.touch()
+
+
+def download(parts: List[str], dest: Path, base_url: str):
+    _check_parts(parts)
+    dest.mkdir(parents=True, exist_ok=True)
+    checksums = fetch_checksums(base_url)
+    for part in parts:
+        name = f"{part}.tar.gz"
+        if name not in checksums:
+            raise CorpusError(f"{base_url}/md5sum.txt has no entry for {name}")
+        archive = download_file(f"{base_url}/{name}", dest / name, checksums[name])
+        extract(archive, dest, part)
+        print(f"{part}: downloaded, verified and extracted under {dest / 'LibriSpeech'}")
+
+
+def prepare(corpus: Path, parts: List[str], data_dir: Path):
+    _check_parts(parts)
+    for part in parts:
+        src = corpus / part
+        if not src.is_dir():
+            raise CorpusError(f"{src} not found: download it (stage 1 without --librispeech_dir) or "
+                              f"point --librispeech_dir at the folder that contains {part}/")
+        wav, text, utt2spk = {}, {}, {}
+        chapters = sorted(p for p in src.glob("*/*") if p.is_dir())
+        if not chapters:
+            raise CorpusError(f"{src} has no speaker/chapter folders: is the extraction complete?")
+        for chapter in chapters:
+            spk, chap = chapter.parent.name, chapter.name
+            trans = chapter / f"{spk}-{chap}.trans.txt"
+            if not trans.is_file():
+                raise CorpusError(f"missing transcript {trans}: the corpus is incomplete; delete "
+                                  f"{src} and rerun stage 1 to extract it again")
+            for line in trans.read_text(encoding="utf-8").splitlines():
+                if not line.strip():
+                    continue
+                utt, words = line.split(maxsplit=1)
+                flac = chapter / f"{utt}.flac"
+                if not flac.is_file():
+                    raise CorpusError(f"missing audio {flac} (listed in {trans}): the corpus is "
+                                      f"incomplete; delete {src} and rerun stage 1")
+                wav[utt] = str(flac.resolve())
+                text[utt] = words
+                utt2spk[utt] = f"{spk}-{chap}"
+        out = data_dir / part.replace("-", "_")
+        out.mkdir(parents=True, exist_ok=True)
+        for name, table in (("wav.scp", wav), ("text", text), ("utt2spk", utt2spk)):
+            (out / name).write_text("".join(f"{k} {v}\n" for k, v in sorted(table.items())), encoding="utf-8")
+        spk2utt: Dict[str, List[str]] = {}
+        for utt, spk in sorted(utt2spk.items()):
+            spk2utt.setdefault(spk, []).append(utt)
+        (out / "spk2utt").write_text("".join(f"{s} {' '.join(u)}\n" for s, u in sorted(spk2utt.items())))
+        print(f"{part}: {len(wav)} utterances -> {out}")
+
+
+def combine(sources: List[Path], dest: Path):
+    """Kaldi combine_data: concatenate data dirs (e.g. train_960, dev)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("wav.scp", "text", "utt2spk", "spk2utt"):
+        lines = []
+        for src in sources:
+            lines += (src / name).read_text(encoding="utf-8").splitlines()
+        (dest / name).write_text("\n".join(sorted(lines)) + "\n", encoding="utf-8")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("download")
+    d.add_argument("--parts", nargs="+", required=True)
+    d.add_argument("--dest", type=Path, required=True)
+    d.add_argument("--base_url", default=BASE_URL)
+    pr = sub.add_parser("prepare")
+    pr.add_argument("--corpus", type=Path, required=True, help="folder holding dev-clean/ etc.")
+    pr.add_argument("--parts", nargs="+", required=True)
+    pr.add_argument("--data_dir", type=Path, default=Path("data"))
+    c = sub.add_parser("combine")
+    c.add_argument("dest", type=Path)
+    c.add_argument("sources", type=Path, nargs="+")
+    a = p.parse_args(argv)
+    try:
+        if a.cmd == "download":
+            download(a.parts, a.dest, a.base_url)
+        elif a.cmd == "prepare":
+            prepare(a.corpus, a.parts, a.data_dir)
+        else:
+            combine(a.sources, a.dest)
+    except CorpusError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
