@@ -70,8 +70,11 @@ def run_local(command: str, log: Path) -> int:
     with log.open("w", encoding="utf-8") as f:
         f.write(f"# {command}\n# Started at {datetime.datetime.now():%c}\n#\n")
         f.flush()
-        code = subprocess.run(["bash", "-c", command], stdout=f, stderr=subprocess.STDOUT).returncode
-        f.write(f"# Accounting: time={int(time.time() - start)} threads=1\n"
+        proc = subprocess.Popen(["bash", "-c", command], stdout=f, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)  # this job's own peak memory, not the launcher's
+        code = os.waitstatus_to_exitcode(status)
+        proc.returncode = code
+        f.write(f"# Accounting: time={time.time() - start:.2f} max_rss_mb={usage.ru_maxrss / 1024:.1f}\n"
                 f"# Ended (code {code}) at {datetime.datetime.now():%c}, elapsed time "
                 f"{int(time.time() - start)} seconds\n")
     return code

@@ -105,12 +105,18 @@ mark_done() { touch "$1/.done"; }
 
 # ---- 1: data preparation ----
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
-  log "Stage 1: data preparation (local/data.sh ${local_data_opts})"
-  # shellcheck disable=SC2086
-  local/data.sh ${local_data_opts}
-  for s in ${train_set} ${valid_set} ${test_sets}; do
-    python3 -m espnet_mamba.recipe.data_dir validate "data/${s}" >/dev/null
-  done
+  # complete when it finished before with the same options (delete data/.stage1.done to redo)
+  if [ -f data/.stage1.done ] && [ "$(cat data/.stage1.done)" = "${local_data_opts}" ]; then
+    log "Stage 1: data/ is complete (local/data.sh ${local_data_opts}), skipping"
+  else
+    log "Stage 1: data preparation (local/data.sh ${local_data_opts})"
+    # shellcheck disable=SC2086
+    local/data.sh ${local_data_opts}
+    for s in ${train_set} ${valid_set} ${test_sets}; do
+      python3 -m espnet_mamba.recipe.data_dir validate "data/${s}" >/dev/null
+    done
+    printf '%s' "${local_data_opts}" > data/.stage1.done
+  fi
 fi
 
 # ---- 2: speed perturbation ----
@@ -257,6 +263,9 @@ if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
         cat "${logdir}/output.${n}/1best_recog/${f}" 2>/dev/null || true
       done | sort -k1,1 > "${dir}/${f}"
     done
+    # audio duration, for the real-time factor that espnet_mamba.compare reports
+    awk -v fs="${fs}" '{s += $2} END {printf "%.3f\n", s / fs}' "${data_feats}/${s}/utt2num_samples" \
+      > "${dir}/audio_seconds"
     mark_done "${dir}"
   done
 fi

@@ -1,0 +1,137 @@
+"""Compare trained models: a Markdown table and a PNG of training curves and WER.
+
+    python -m espnet_mamba.compare exp/asr_mamba exp/asr_transformer [--out comparison]
+
+For each experiment directory (made by the recipe engine) it reads
+  train.log                         parameters, per-epoch losses/accuracy, wall time, peak memory
+  DECODE/TEST/score_wer/summary.json   WER per test set (stage 13)
+  DECODE/TEST/audio_seconds + logdir/asr_inference.*.log   decoding real-time factor
+and writes OUT.md (also printed) and OUT.png.
+"""
+
+import argparse
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Dict, List, Optional
+
+EPOCH = re.compile(r"(\d+)epoch results: \[train\] (.*?)\[valid\] (.*?)(?:\[att_plot\]|$)", re.MULTILINE)
+FIELD = re.compile(r"(\w+)=([-+0-9.eE]+)")
+PARAMS = re.compile(r"Total Number of model parameters: ([0-9.]+) ([KMB]?)")
+STAMP = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),\d+")
+ACCOUNTING = re.compile(r"# Accounting: time=([0-9.]+) max_rss_mb=([0-9.]+)")
+SCALE = {"": 1, "K": 1e3, "M": 1e6, "B": 1e9}
+
+
+def parse_train_log(path: Path) -> Dict:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    epochs = []
+    for m in EPOCH.finditer(text):
+        train = {k: float(v) for k, v in FIELD.findall(m.group(2))}
+        valid = {k: float(v) for k, v in FIELD.findall(m.group(3))}
+        epochs.append({"epoch": int(m.group(1)), "train": train, "valid": valid})
+    params = PARAMS.search(text)
+    stamps = [datetime.strptime(s, "%Y-%m-%d %H:%M:%S") for s in STAMP.findall(text)]
+    accounting = ACCOUNTING.findall(text)
+    return {
+        "params": float(params.group(1)) * SCALE[params.group(2)] if params else None,
+        "epochs": epochs,
+        "wall_s": (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None,
+        "peak_mem_mb": float(accounting[-1][1]) if accounting else None,
+    }
+
+
+def decoding(exp: Path) -> Dict[str, Dict]:
+    out = {}
+    for summary in sorted(exp.glob("*/*/score_wer/summary.json")):
+        test_dir = summary.parent.parent
+        row = json.loads(summary.read_text())
+        entry = {"wer": row["Err"], "decode": test_dir.parent.name}
+        audio = test_dir / "audio_seconds"
+        jobs = [ACCOUNTING.search(p.read_text(errors="replace"))
+                for p in sorted((test_dir / "logdir").glob("asr_inference.*.log"))]
+        jobs = [j for j in jobs if j]
+        if audio.exists() and jobs:
+            entry["rtf"] = sum(float(j.group(1)) for j in jobs) / max(float(audio.read_text()), 1e-9)
+            entry["decode_peak_mem_mb"] = max(float(j.group(2)) for j in jobs)
+        out[test_dir.name] = entry
+    return out
+
+
+def summarise(exp: Path) -> Dict:
+    log = exp / "train.log"
+    if not log.exists():
+        raise SystemExit(f"compare: {log} not found (is {exp} an experiment directory from stage 11?)")
+    info = parse_train_log(log)
+    info.update(name=exp.name, path=str(exp), tests=decoding(exp))
+    return info
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def markdown(runs: List[Dict]) -> str:
+    tests = sorted({t for r in runs for t in r["tests"]})
+    head = ["model", "params"] + [f"WER {t}" for t in tests] + [
+        "epochs", "train time", "train peak mem", "decode RTF"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in runs:
+        rtfs = [t["rtf"] for t in r["tests"].values() if "rtf" in t]
+        row = [r["name"], f"{r['params'] / 1e6:.2f}M" if r["params"] else "-"]
+        row += [_fmt(r["tests"].get(t, {}).get("wer"), ".1f") for t in tests]
+        row += [str(len(r["epochs"])),
+                f"{r['wall_s'] / 60:.1f} min" if r["wall_s"] is not None else "-",
+                f"{r['peak_mem_mb']:.0f} MB" if r["peak_mem_mb"] else "-",
+                _fmt(sum(rtfs) / len(rtfs) if rtfs else None, ".3f")]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(runs: List[Dict], path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc, ax_wer) = plt.subplots(1, 3, figsize=(15, 4.2))
+    for r in runs:
+        ep = [e["epoch"] for e in r["epochs"]]
+        ax_loss.plot(ep, [e["train"].get("loss") for e in r["epochs"]], "--x", label=f"{r['name']} train")
+        ax_loss.plot(ep, [e["valid"].get("loss") for e in r["epochs"]], "-o", label=f"{r['name']} valid")
+        ax_acc.plot(ep, [e["valid"].get("acc") for e in r["epochs"]], "-o", label=r["name"])
+    ax_loss.set(title="loss", xlabel="epoch")
+    ax_acc.set(title="valid attention accuracy", xlabel="epoch")
+    tests = sorted({t for r in runs for t in r["tests"]})
+    width = 0.8 / max(len(runs), 1)
+    for i, r in enumerate(runs):
+        ax_wer.bar([j + i * width for j in range(len(tests))],
+                   [r["tests"].get(t, {}).get("wer", 0) for t in tests], width, label=r["name"])
+    ax_wer.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(tests))], tests)
+    ax_wer.set(title="WER (%)")
+    for ax in (ax_loss, ax_acc, ax_wer):
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: Optional[List[str]] = None):
+    p = argparse.ArgumentParser(prog="python -m espnet_mamba.compare", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("exp_dirs", type=Path, nargs="+")
+    p.add_argument("--out", type=Path, default=Path("comparison"), help="writes OUT.md and OUT.png")
+    a = p.parse_args(argv)
+    runs = [summarise(d) for d in a.exp_dirs]
+    table = markdown(runs)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.with_suffix(".md").write_text(table)
+    plot(runs, a.out.with_suffix(".png"))
+    print(table, end="")
+    print(f"(written to {a.out.with_suffix('.md')} and {a.out.with_suffix('.png')})")
+
+
+if __name__ == "__main__":
+    main()
