@@ -1,0 +1,36 @@
+import json
+from pathlib import Path
+
+from espnet_mamba import compare
+
+LOG = """[vm] 2026-11-22 06:28:05,000 (abs_task:1) INFO: start
+    Total Number of model parameters: 2.64 M
+[vm] 2026-11-22 06:28:11,646 (trainer:394) INFO: 1epoch results: [train] loss_ctc=24.6, acc=0.234, loss=12.767, time=0.18 seconds, [valid] loss_att=6.0, acc=0.350, loss=6.934, time=0.02 seconds
+[vm] 2026-11-22 06:29:15,281 (trainer:394) INFO: 2epoch results: [train] loss_ctc=10.4, acc=0.524, loss=7.668, time=0.23 seconds, [valid] loss_att=5.3, acc=0.400, loss=5.876, time=0.04 seconds, [att_plot] time=0.08 seconds
+[vm] 2026-11-22 06:30:05,000 (trainer:534) INFO: The training was finished at 2 epochs
+# Accounting: time=120.00 max_rss_mb=1388.5
+"""
+
+
+def make_exp(root: Path, name: str, wer: float) -> Path:
+    exp = root / name
+    test = exp / "decode_x" / "test"
+    (test / "score_wer").mkdir(parents=True)
+    (test / "logdir").mkdir()
+    (exp / "train.log").write_text(LOG)
+    (test / "score_wer" / "summary.json").write_text(json.dumps({"metric": "wer", "Err": wer}))
+    (test / "audio_seconds").write_text("100.0\n")
+    (test / "logdir" / "asr_inference.1.log").write_text("# Accounting: time=20.00 max_rss_mb=500.0\n")
+    (test / "logdir" / "asr_inference.2.log").write_text("# Accounting: time=30.00 max_rss_mb=700.0\n")
+    return exp
+
+
+def test_table_and_plot(tmp_path, capsys):
+    a, b = make_exp(tmp_path, "asr_mamba", 12.5), make_exp(tmp_path, "asr_transformer", 14.0)
+    compare.main([str(a), str(b), "--out", str(tmp_path / "cmp")])
+    table = (tmp_path / "cmp.md").read_text()
+    assert "| asr_mamba | 2.64M | 12.5 | 2 | 2.0 min | 1388 MB | 0.500 |" in table
+    assert "| asr_transformer | 2.64M | 14.0 |" in table
+    assert (tmp_path / "cmp.png").stat().st_size > 10_000
+    info = compare.parse_train_log(a / "train.log")
+    assert [e["valid"]["acc"] for e in info["epochs"]] == [0.35, 0.4]
