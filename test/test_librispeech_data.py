@@ -174,3 +174,21 @@ def test_recipes_are_wired_to_the_engine(recipe_name):
         assert (r / name).resolve() == (TEMPLATE / name).resolve()
     out = subprocess.run(["bash", "asr.sh", "--help"], cwd=r, capture_output=True, text=True)
     assert out.returncode == 0 and "--train_set" in out.stdout
+
+
+def test_librispeech_100_data_sh_delegates_with_its_own_defaults(tmp_path):
+    mirror = Mirror(mirror_files())
+    try:
+        recipe(tmp_path)  # the 960 h recipe it delegates to
+        r = tmp_path / "egs2" / "librispeech_100" / "asr1"
+        (r / "local").mkdir(parents=True)
+        for name in ("utils", "path.sh"):
+            (r / name).symlink_to(TEMPLATE / name)
+        src = ROOT / "egs2" / "librispeech_100" / "asr1" / "local" / "data.sh"
+        (r / "local" / "data.sh").write_text(src.read_text())
+        out = data_sh(r, "--base_url", mirror.url)  # --parts given last overrides the 100 h list
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert (r / "data/dev_clean/wav.scp").exists() and (r / "data/test_clean/text").exists()
+        assert not (r / "data/train_960").exists()
+    finally:
+        mirror.close()

@@ -63,3 +63,31 @@ def test_unknown_option_and_missing_data_are_clear_errors(tmp_path):
     out = run_engine(recipe, "--stage", "3", "--stop-stage", "3")
     assert out.returncode != 0
     assert "data/train: data directory does not exist" in out.stderr + out.stdout
+
+
+@pytest.mark.slow
+def test_training_killed_mid_way_resumes_with_stage_11(tmp_path):
+    import re
+    import signal
+    import time
+
+    recipe = make_recipe(tmp_path)
+    args = ["bash", "asr.sh", "--train_set", "train", "--valid_set", "valid", "--test_sets", "test",
+            "--token_type", "char", "--nj", "2", "--asr_config", "conf/train.yaml",
+            "--asr_args", "--max_epoch 3 --num_workers 0 --batch_size 4"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(args + ["--stop-stage", "11"], cwd=recipe, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    exp = recipe / "exp" / "asr_train_char"
+    deadline = time.time() + 600
+    while not (exp / "1epoch.pth").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole job tree, as a lost node or Ctrl-C would
+    proc.wait()
+    assert (exp / "1epoch.pth").exists() and not (exp / "3epoch.pth").exists()
+    out = subprocess.run(args + ["--stage", "11", "--stop-stage", "11"], cwd=recipe, env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    started = [int(n) for n in re.findall(r"(\d+)/3epoch started", (exp / "train.log").read_text())]
+    assert started and min(started) >= 2, started
+    assert (exp / "3epoch.pth").exists()

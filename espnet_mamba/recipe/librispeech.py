@@ -25,6 +25,8 @@ import urllib.request
 from pathlib import Path
 from typing import Dict, List
 
+from espnet_mamba.recipe.data_dir import write_spk2utt, write_table
+
 BASE_URL = "https://www.openslr.org/resources/12"
 PARTS = ("train-clean-100", "train-clean-360", "train-other-500", "dev-clean", "dev-other",
          "test-clean", "test-other")
@@ -161,11 +163,8 @@ def prepare(corpus: Path, parts: List[str], data_dir: Path):
         out = data_dir / part.replace("-", "_")
         out.mkdir(parents=True, exist_ok=True)
         for name, table in (("wav.scp", wav), ("text", text), ("utt2spk", utt2spk)):
-            (out / name).write_text("".join(f"{k} {v}\n" for k, v in sorted(table.items())), encoding="utf-8")
-        spk2utt: Dict[str, List[str]] = {}
-        for utt, spk in sorted(utt2spk.items()):
-            spk2utt.setdefault(spk, []).append(utt)
-        (out / "spk2utt").write_text("".join(f"{s} {' '.join(u)}\n" for s, u in sorted(spk2utt.items())))
+            write_table(out / name, table)
+        write_spk2utt(out, utt2spk)
         print(f"{part}: {len(wav)} utterances -> {out}")
 
 

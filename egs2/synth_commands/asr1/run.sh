@@ -7,10 +7,10 @@
 set -euo pipefail
 stage=1
 stop_stage=14
-n_train=600
-n_valid=60
-n_test=120
-max_epoch=12
+n_train=400
+n_valid=40
+n_test=80
+max_epoch=10
 models="mamba transformer"
 help_message="Usage: $0 [--stage N] [--stop_stage N] [--n_train N] [--n_valid N] [--n_test N] [--max_epoch N] [--models 'mamba transformer']"
 . ./utils/parse_options.sh
