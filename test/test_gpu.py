@@ -37,7 +37,7 @@ def test_kernel_matches_torch_path(dtype):
     assert torch.allclose(y_k.float(), y_t.float(), atol=tol, rtol=tol)
 
 
-def test_state_dict_loads_into_mamba_ssm_and_gives_same_output():
+def test_state_dict_loads_into_mamba_ssm_and_gives_same_output(monkeypatch):
     needs_kernel()
     from mamba_ssm.modules.mamba_simple import Mamba as MambaSSM
 
@@ -49,21 +49,13 @@ def test_state_dict_loads_into_mamba_ssm_and_gives_same_output():
         assert torch.allclose(ours(x), theirs(x), atol=1e-4, rtol=1e-3)
         ours_torch = Mamba(64).cuda()
         ours_torch.load_state_dict(theirs.state_dict())
-        import os
-        os.environ["ESPNET_MAMBA_BACKEND"] = "torch"
-        try:
-            assert torch.allclose(ours_torch(x), theirs(x), atol=1e-4, rtol=1e-3)
-        finally:
-            del os.environ["ESPNET_MAMBA_BACKEND"]
+        monkeypatch.setenv("ESPNET_MAMBA_BACKEND", "torch")
+        assert torch.allclose(ours_torch(x), theirs(x), atol=1e-4, rtol=1e-3)
 
 
-def test_torch_path_runs_on_cuda_without_kernels():
+def test_torch_path_runs_on_cuda_without_kernels(monkeypatch):
     m = Mamba(32).cuda()
     x = torch.randn(2, 50, 32, device="cuda")
-    import os
-    os.environ["ESPNET_MAMBA_BACKEND"] = "torch"
-    try:
-        y = m(x)
-    finally:
-        del os.environ["ESPNET_MAMBA_BACKEND"]
+    monkeypatch.setenv("ESPNET_MAMBA_BACKEND", "torch")
+    y = m(x)
     assert y.shape == x.shape and torch.isfinite(y).all()

@@ -87,7 +87,7 @@ def run(seconds=(10, 30, 60, 120, 300), names=tuple(ENCODERS), device="cpu", rep
             rows.append(row)
         for row in rows[-len(models):]:
             if base is not None and isinstance(row["time_s"], float) and isinstance(base["time_s"], float):
-                row["speedup_vs_transformer"] = base["time_s"] / row["time_s"]  # noqa: E501
+                row["speedup_vs_transformer"] = base["time_s"] / row["time_s"]
                 row["mem_vs_transformer"] = row["peak_mem_MB"] / max(base["peak_mem_MB"], 1e-9)
     return rows
 
