@@ -4,7 +4,7 @@
         --nbpe 5000 --out_dir data/token_list/bpe_unigram5000
 
 bpe: trains a SentencePiece unigram model with its Python API (bpe.model);
-char: characters, with <space>. The list (tokens.txt) is written by ESPnet's own
+char: characters, with <space>; word: whitespace-separated words. The list (tokens.txt) is written by ESPnet's own
 espnet2.bin.tokenize_text: <blank> first, <unk> second, then tokens by
 frequency, <sos/eos> last.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--text", type=Path, required=True, help="Kaldi text of the training set")
-    p.add_argument("--token_type", choices=["bpe", "char"], required=True)
+    p.add_argument("--token_type", choices=["bpe", "char", "word"], required=True)
     p.add_argument("--nbpe", type=int, default=5000)
     p.add_argument("--bpemode", default="unigram", choices=["unigram", "bpe"])
     p.add_argument("--out_dir", type=Path, required=True)

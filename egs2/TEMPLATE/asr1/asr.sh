@@ -33,7 +33,7 @@ train_set=""
 valid_set=""
 test_sets=""
 local_data_opts=""
-token_type=bpe            # bpe or char
+token_type=bpe            # bpe, char or word
 nbpe=5000
 bpemode=unigram
 asr_config=""
@@ -43,7 +43,7 @@ inference_config=""
 inference_model=valid.acc.ave.pth
 inference_tag=""
 inference_args=""
-feats_normalize=global_mvn
+feats_normalize=global_mvn  # global_mvn (stage 10 statistics), utterance_mvn or none
 resume=true
 skip_packing=false
 
@@ -55,7 +55,8 @@ Options (defaults in brackets):
   --gpu_inference BOOL       decode on GPU [false]
   --train_set --valid_set --test_sets   data sets under data/
   --speed_perturb_factors 'F ...'       e.g. '0.9 1.0 1.1' [none]
-  --token_type bpe|char --nbpe N        [bpe 5000]
+  --token_type bpe|char|word --nbpe N   [bpe 5000]
+  --feats_normalize global_mvn|utterance_mvn|none   [global_mvn]
   --asr_config FILE --asr_tag TAG --asr_args 'ARGS'
   --inference_config FILE --inference_model FILE --inference_args 'ARGS'
   --dumpdir DIR --expdir DIR [dump exp]   --fs HZ [16000]
@@ -115,6 +116,8 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     for s in ${train_set} ${valid_set} ${test_sets}; do
       python3 -m espnet_mamba.recipe.data_dir validate "data/${s}" >/dev/null
     done
+    # everything derived from data/ is stale now: later stages must redo it
+    find "${dumpdir}" "${expdir}" data/token_list -maxdepth 5 -name .done -delete 2>/dev/null || true
     printf '%s' "${local_data_opts}" > data/.stage1.done
   fi
 fi
@@ -209,9 +212,11 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
   log "Stage 11: training ${asr_config} -> ${asr_exp} (ngpu=${ngpu}, num_nodes=${num_nodes}, resume=${resume})"
   mkdir -p "${asr_exp}"
   normalize_opts=""
-  if [ "${feats_normalize}" = global_mvn ]; then
-    normalize_opts="--normalize global_mvn --normalize_conf stats_file=${asr_stats_dir}/train/feats_stats.npz"
-  fi
+  case "${feats_normalize}" in
+    global_mvn) normalize_opts="--normalize global_mvn --normalize_conf stats_file=${asr_stats_dir}/train/feats_stats.npz" ;;
+    utterance_mvn|none) normalize_opts="--normalize ${feats_normalize}" ;;
+    *) die "--feats_normalize ${feats_normalize}: expected global_mvn, utterance_mvn or none" ;;
+  esac
   shape_suffix=""
   if [ -f "${asr_stats_dir}/train/text_shape.${token_type}" ]; then shape_suffix=.${token_type}; fi
   # shellcheck disable=SC2086

@@ -1,0 +1,156 @@
+"""FSDD connected-digit data preparation, on a stand-in corpus of tones (fast).
+
+Each stand-in "recording" of digit d is a tone at 300 + 100*d Hz, so the test can
+read an utterance back independently: split it at its pauses by energy and name
+each segment's digit from its dominant frequency.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from espnet_mamba.recipe import fsdd
+from espnet_mamba.recipe.data_dir import read_table, validate
+
+SPEAKERS = ["ann", "bob", "cat", "dan", "eve"]
+WORD_OF = {w: i for i, w in enumerate(fsdd.DIGIT_WORDS)}
+
+
+def tone(digit: int, take: int, fs=8000) -> np.ndarray:
+    t = np.arange(int(fs * (0.25 + 0.01 * take))) / fs
+    return (0.3 * np.sin(2 * np.pi * (300 + 100 * digit) * t) * np.hanning(t.size)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fsdd")
+    rec = root / "recordings"
+    rec.mkdir()
+    for spk in SPEAKERS:
+        for d in range(10):
+            for take in range(8):
+                soundfile.write(rec / f"{d}_{spk}_{take}.wav", tone(d, take), 8000, subtype="PCM_16")
+    (rec / "README.txt").write_text("not a recording")
+    return root
+
+
+def build(corpus, out, **kw):
+    args = dict(train_speakers=["ann", "bob", "cat"], test_speakers=["dan", "eve"], n_train=12, n_dev=6,
+                n_test=5, dev_takes=2, seed=3)
+    args.update(kw)
+    fsdd.build(corpus, out, **args)
+
+
+def segments(audio: np.ndarray, fs: int):
+    """Voiced stretches: 10 ms frames well above the noise floor, split at gaps >= 40 ms."""
+    frames = audio[: audio.size // 160 * 160].reshape(-1, 160)
+    voiced = np.sqrt((frames ** 2).mean(1)) > 0.1 * np.sqrt((frames ** 2).mean(1)).max()
+    out, start, gap = [], None, 0
+    for i, v in enumerate(voiced):
+        if v:
+            start = i if start is None else start
+            gap = 0
+        elif start is not None:
+            gap += 1
+            if gap >= 4:
+                out.append(audio[start * 160:(i - gap + 1) * 160])
+                start, gap = None, 0
+    if start is not None:
+        out.append(audio[start * 160:])
+    return out
+
+
+def dominant_digit(segment: np.ndarray, fs: int) -> int:
+    spectrum = np.abs(np.fft.rfft(segment * np.hanning(segment.size), n=fs))
+    return int(round((np.argmax(spectrum) - 300) / 100))
+
+
+def test_utterances_say_their_transcript_at_16k(corpus, tmp_path):
+    build(corpus, tmp_path, augment=False)
+    for name in ("train", "dev", "test_dan", "test_eve"):
+        tables = validate(tmp_path / name)
+        for utt, text in tables["text"].items():
+            words = text.split()
+            assert 2 <= len(words) <= 7 and all(w in WORD_OF for w in words)
+            audio, fs = soundfile.read(tables["wav.scp"][utt])
+            assert fs == 16000
+            heard = [dominant_digit(s, fs) for s in segments(audio, fs)]
+            assert heard == [WORD_OF[w] for w in words], (utt, text)
+
+
+def test_splits_are_speaker_and_recording_disjoint(corpus, tmp_path):
+    build(corpus, tmp_path)
+    spk = {name: set(read_table(tmp_path / name / "utt2spk").values())
+           for name in ("train", "dev", "test_dan", "test_eve")}
+    assert spk["train"] == spk["dev"] == {"ann", "bob", "cat"}
+    assert spk["test_dan"] == {"dan"} and spk["test_eve"] == {"eve"}
+    assert len(read_table(tmp_path / "train" / "text")) == 12
+    assert len(read_table(tmp_path / "test_eve" / "text")) == 5
+
+
+def test_dev_uses_only_held_back_takes(corpus, tmp_path, monkeypatch):
+    used = {"train": set(), "dev": set()}
+    real_get = fsdd.RecordingCache.get
+    current = {}
+
+    def spy(self, path, speed=1.0):
+        used[current["split"]].add(int(path.stem.split("_")[2]))
+        return real_get(self, path, speed)
+
+    real_write = fsdd.write_set
+
+    def track(out, name, rows):
+        real_write(out, name, rows)
+        current["split"] = "dev" if name == "train" else "other"
+        used.setdefault("other", set())
+
+    current["split"] = "train"
+    monkeypatch.setattr(fsdd.RecordingCache, "get", spy)
+    monkeypatch.setattr(fsdd, "write_set", track)
+    build(corpus, tmp_path, test_speakers=["dan"])
+    assert used["train"] and min(used["train"]) >= 2
+    assert used["dev"] and max(used["dev"]) < 2
+
+
+def test_same_seed_same_data_and_augmentation_changes_train_only(corpus, tmp_path):
+    build(corpus, tmp_path / "a")
+    build(corpus, tmp_path / "b")
+    build(corpus, tmp_path / "c", augment=False)
+    for name in ("train", "dev", "test_dan"):
+        a, b, c = (read_table(tmp_path / x / name / "wav.scp") for x in "abc")
+        for utt in a:
+            wa, wb, wc = (soundfile.read(t[utt])[0] for t in (a, b, c))
+            assert np.array_equal(wa, wb)
+            if name != "train":
+                assert np.array_equal(wa, wc)
+        assert read_table(tmp_path / "a" / name / "text") == read_table(tmp_path / "c" / name / "text")
+    lengths = {x: [soundfile.info(p).frames for p in read_table(tmp_path / x / "train" / "wav.scp").values()]
+               for x in "ac"}
+    assert lengths["a"] != lengths["c"]  # speed perturbation changed durations
+
+
+def test_clear_errors(corpus, tmp_path):
+    with pytest.raises(fsdd.FsddError, match="Free Spoken Digit Dataset"):
+        fsdd.build(tmp_path / "nowhere", tmp_path / "out", ["ann"], ["dan"], 1, 1, 1)
+    with pytest.raises(fsdd.FsddError, match="'zed'.*speakers there: ann, bob, cat, dan, eve"):
+        build(corpus, tmp_path / "out", train_speakers=["ann", "zed"])
+    with pytest.raises(fsdd.FsddError, match="both"):
+        build(corpus, tmp_path / "out", test_speakers=["ann"])
+    with pytest.raises(fsdd.FsddError, match="no takes of .* left"):
+        build(corpus, tmp_path / "out", dev_takes=8)
+    bad = tmp_path / "bad"
+    (bad / "recordings").mkdir(parents=True)
+    for d in range(10):
+        soundfile.write(bad / "recordings" / f"{d}_ann_0.wav", tone(d, 0), 8000)
+        soundfile.write(bad / "recordings" / f"{d}_ann_1.wav", tone(d, 1), 8000)
+        soundfile.write(bad / "recordings" / f"{d}_dan_0.wav", tone(d, 0), 8000)
+    soundfile.write(bad / "recordings" / "3_dan_0.wav", np.zeros(800, np.float32), 8000)
+    with pytest.raises(fsdd.FsddError, match="3_dan_0.wav is empty, silent"):
+        fsdd.build(bad, tmp_path / "out2", ["ann"], ["dan"], 1, 1, 30, dev_takes=1)
+
+
+def test_command_line_reports_errors_without_traceback(tmp_path, capsys):
+    assert fsdd.main(["--fsdd_dir", str(tmp_path), "--out", str(tmp_path / "data")]) == 1
+    assert "recordings does not exist" in capsys.readouterr().err
