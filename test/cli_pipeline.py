@@ -104,3 +104,15 @@ def decode(root: Path, exp: Path, model_file: str, out: Path, beam_size=2, ctc_w
          "--output_dir", out], cwd=root, log=out.with_suffix(".log"))
     return dict(line.split(maxsplit=1) if " " in line else (line, "")
                 for line in (out / "1best_recog/text").read_text().splitlines())
+
+
+def copy_recipe(tmp: Path, name: str) -> Path:
+    """egs2/NAME/asr1 under tmp, its files linked to the project's, so runs write only to tmp."""
+    recipe, template = ROOT / "egs2" / name / "asr1", ROOT / "egs2" / "TEMPLATE" / "asr1"
+    r = tmp / "egs2" / name / "asr1"
+    r.mkdir(parents=True)
+    for entry in ("asr.sh", "utils", "path.sh", "cmd.sh"):
+        (r / entry).symlink_to(template / entry)
+    for entry in ("run.sh", "conf", "local"):
+        (r / entry).symlink_to(recipe / entry)
+    return r

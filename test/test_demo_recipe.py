@@ -8,28 +8,17 @@ from pathlib import Path
 import pytest
 import soundfile
 import torch
+from cli_pipeline import copy_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPE = ROOT / "egs2" / "synth_commands" / "asr1"
-TEMPLATE = ROOT / "egs2" / "TEMPLATE" / "asr1"
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None,
                                  reason="espeak-ng/flite not installed (tools/install.sh installs them)")]
 
 
-def copy_recipe(tmp: Path) -> Path:
-    r = tmp / "egs2" / "synth_commands" / "asr1"
-    r.mkdir(parents=True)
-    for name in ("asr.sh", "utils", "path.sh", "cmd.sh"):
-        (r / name).symlink_to(TEMPLATE / name)
-    for name in ("run.sh", "conf", "local"):
-        (r / name).symlink_to(RECIPE / name)
-    return r
-
-
 def test_demo_runs_every_stage_for_both_models(tmp_path):
-    r = copy_recipe(tmp_path)
+    r = copy_recipe(tmp_path, "synth_commands")
     small = ["--n_train", "40", "--n_valid", "8", "--n_test", "8", "--max_epoch", "1"]
     out = subprocess.run(["bash", "run.sh", *small], cwd=r, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})

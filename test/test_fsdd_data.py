@@ -154,3 +154,15 @@ def test_clear_errors(corpus, tmp_path):
 def test_command_line_reports_errors_without_traceback(tmp_path, capsys):
     assert fsdd.main(["--fsdd_dir", str(tmp_path), "--out", str(tmp_path / "data")]) == 1
     assert "recordings does not exist" in capsys.readouterr().err
+
+
+def test_word_token_list(tmp_path):
+    from espnet_mamba.recipe import tokens
+
+    text = tmp_path / "text"
+    text.write_text("u1 three one four\nu2 one five\n")
+    assert tokens.main(["--text", str(text), "--token_type", "word", "--out_dir", str(tmp_path / "tok")]) == 0
+    listed = (tmp_path / "tok" / "tokens.txt").read_text().split()
+    # ESPnet's order: <blank>, <unk>, words by frequency ("one" twice), <sos/eos>
+    assert listed[:3] == ["<blank>", "<unk>", "one"] and listed[-1] == "<sos/eos>"
+    assert sorted(listed[3:-1]) == ["five", "four", "three"]

@@ -54,6 +54,10 @@ def test_all_stages_then_rerun_is_a_no_op(tmp_path):
     again = run_engine(recipe, "--stage", "3", "--stop-stage", "10")
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("is complete, skipping") >= 6
+    # new data (stage 1 with other options) makes every derived stage stale: nothing is skipped
+    redo = run_engine(recipe, "--stop-stage", "5", "--local_data_opts", "--other_options 1")
+    assert redo.returncode == 0, redo.stderr[-3000:]
+    assert "Stage 1: data preparation" in redo.stdout and "is complete" not in redo.stdout
 
 
 def test_unknown_option_and_missing_data_are_clear_errors(tmp_path):
