@@ -17,7 +17,7 @@ from cli_pipeline import copy_recipe
 ROOT = Path(__file__).resolve().parents[1]
 FSDD = Path(os.environ.get("FSDD_DIR", ROOT.parent / "shared" / "data" / "fsdd"))
 # the CI budget: 2 cores, at most 15 minutes for this test
-REDUCED = {"n_train": 800, "n_dev": 60, "n_test": 60, "max_epoch": 7}
+REDUCED = {"n_train": 800, "n_dev": 40, "n_test": 40, "max_epoch": 7}
 
 pytestmark = pytest.mark.slow
 
