@@ -154,6 +154,26 @@ def test_clear_errors(corpus, tmp_path):
 def test_command_line_reports_errors_without_traceback(tmp_path, capsys):
     assert fsdd.main(["--fsdd_dir", str(tmp_path), "--out", str(tmp_path / "data")]) == 1
     assert "recordings does not exist" in capsys.readouterr().err
+    assert fsdd.main(["--fsdd_dir", str(tmp_path), "--speed_factors", "0.9,fast"]) == 1
+    assert "--speed_factors '0.9,fast': expected numbers" in capsys.readouterr().err
+    assert fsdd.main(["--fsdd_dir", str(tmp_path), "--speed_factors", "0,1"]) == 1
+    assert "expected positive numbers" in capsys.readouterr().err
+
+
+def test_speed_factors_from_the_command_line(corpus, tmp_path):
+    """Only factor 1.25 allowed: every training utterance is 1/1.25 as long as unperturbed, dev untouched."""
+    common = ["--fsdd_dir", str(corpus), "--train_speakers", "ann,bob,cat", "--test_speakers", "dan",
+              "--n_train", "6", "--n_dev", "3", "--n_test", "3", "--dev_takes", "2"]
+    assert fsdd.main(common + ["--out", str(tmp_path / "fast"), "--speed_factors", "1.25"]) == 0
+    assert fsdd.main(common + ["--out", str(tmp_path / "plain"), "--augment", "false"]) == 0
+    for name in ("train", "dev"):
+        fast, plain = ({u: soundfile.info(p).frames for u, p in read_table(tmp_path / x / name / "wav.scp").items()}
+                       for x in ("fast", "plain"))
+        for utt in plain:
+            if name == "dev":
+                assert fast[utt] == plain[utt]
+            else:  # pauses are not stretched: the digits shrink by 1.25, the whole utterance by less
+                assert fast[utt] < plain[utt]
 
 
 def test_word_token_list(tmp_path):
@@ -166,3 +186,31 @@ def test_word_token_list(tmp_path):
     # ESPnet's order: <blank>, <unk>, words by frequency ("one" twice), <sos/eos>
     assert listed[:3] == ["<blank>", "<unk>", "one"] and listed[-1] == "<sos/eos>"
     assert sorted(listed[3:-1]) == ["five", "four", "three"]
+
+
+def test_random_channel_tilts_and_high_passes_by_the_drawn_amounts():
+    class Draws:  # stands in for the augmentation generator: tilt +6 dB at 4 kHz, high-pass corner 250 Hz
+        def __init__(self):
+            self.values = [6.0, 250.0]
+
+        def uniform(self, lo, hi):
+            value = self.values.pop(0)
+            assert lo <= value <= hi
+            return value
+
+    t = np.arange(16000) / 16000  # 1 s: every tone below lies on an FFT bin
+    freqs = (100.0, 1000.0, 3000.0)
+    audio = sum(np.sin(2 * np.pi * f * t) for f in freqs).astype(np.float32)
+    out = fsdd.random_channel(audio, Draws())
+
+    def amplitude(x, f):
+        return 2 * abs(np.dot(x, np.exp(-2j * np.pi * f * t))) / t.size
+
+    def expected_gain(f):  # tilt linear in dB up to 4 kHz, times a 2nd-order Butterworth high-pass magnitude
+        return 10 ** (6.0 * f / 4000 / 20) / np.sqrt(1 + (250.0 / f) ** 4)
+
+    ratios = [amplitude(out, f) / amplitude(audio, f) for f in freqs]
+    expected = [expected_gain(f) for f in freqs]
+    scale = ratios[1] / expected[1]  # the level is restored afterwards: compare shapes, then the level
+    assert np.allclose(ratios, [scale * g for g in expected], rtol=1e-3)
+    assert np.isclose(np.mean(out ** 2), np.mean(audio ** 2), rtol=1e-4)

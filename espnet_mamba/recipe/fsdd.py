@@ -45,6 +45,9 @@ TARGET_RMS = 0.05         # about -26 dBFS
 PAUSE = (0.05, 0.25)      # seconds between digits
 EDGE_PAUSE = (0.05, 0.2)  # seconds before the first and after the last digit
 NOISE_FLOOR_DB = -50.0    # faint floor relative to TARGET_RMS, present in every set
+SOURCE_BAND_HZ = 4000.0   # FSDD is recorded at 8 kHz: nothing above 4 kHz to shape
+EQ_TILT_DB = (-10.0, 10.0)  # channel augmentation: gain at 4 kHz relative to 0 Hz, linear in between
+EQ_HIGHPASS_HZ = (20.0, 300.0)  # and a 2nd-order high-pass corner (microphones differ most in the bass)
 
 
 class FsddError(Exception):
@@ -89,9 +92,22 @@ class RecordingCache:
         return self._cache[key]
 
 
+def random_channel(audio: np.ndarray, augment: random.Random) -> np.ndarray:
+    """Filters `audio` through a random microphone/room colouring: a spectral tilt of EQ_TILT_DB over
+    the recorded band and a high-pass with a random corner. Zero-phase (applied on the spectrum)."""
+    tilt_db, corner = augment.uniform(*EQ_TILT_DB), augment.uniform(*EQ_HIGHPASS_HZ)
+    f = np.fft.rfftfreq(audio.size, 1 / OUT_FS)
+    gain = 10 ** (tilt_db * np.minimum(f, SOURCE_BAND_HZ) / SOURCE_BAND_HZ / 20)
+    gain = gain / np.sqrt(1 + (corner / np.maximum(f, 1e-3)) ** 4)  # |H| of a 2nd-order Butterworth high-pass
+    coloured = np.fft.irfft(np.fft.rfft(audio) * gain, n=audio.size).astype(np.float32)
+    # keep the level: augmentation of loudness is the gain draw's job
+    return coloured * np.sqrt(np.mean(audio ** 2) / max(float(np.mean(coloured ** 2)), 1e-20))
+
+
 def make_utterance(rng: random.Random, pool: Dict[int, List[Path]], cache: RecordingCache,
                    min_digits: int, max_digits: int, augment: Optional[random.Random],
-                   speed_factors: List[float], snr_range: Tuple[float, float]) -> Tuple[np.ndarray, List[int]]:
+                   speed_factors: List[float], snr_range: Tuple[float, float],
+                   channel_eq: bool = False) -> Tuple[np.ndarray, List[int]]:
     """`rng` draws digits, takes and pauses; `augment` (a separate generator, or None) the
     perturbations, so switching augmentation off keeps the same digit sequences."""
     digits = [rng.randrange(10) for _ in range(rng.randint(min_digits, max_digits))]
@@ -106,6 +122,8 @@ def make_utterance(rng: random.Random, pool: Dict[int, List[Path]], cache: Recor
     audio = audio + nprng.standard_normal(audio.size).astype(np.float32) * (
         TARGET_RMS * 10 ** (NOISE_FLOOR_DB / 20))
     if augment:
+        if channel_eq:
+            audio = random_channel(audio, augment)
         if augment.random() < 0.5:
             snr = augment.uniform(*snr_range)
             noise = np.random.default_rng(augment.randrange(2 ** 32)).standard_normal(audio.size)
@@ -138,7 +156,7 @@ def write_set(out: Path, name: str, rows: List[Tuple[str, np.ndarray, List[int],
 def build(fsdd_dir: Path, out: Path, train_speakers: List[str], test_speakers: List[str], n_train: int,
           n_dev: int, n_test: int, dev_takes: int = 5, min_digits: int = 2, max_digits: int = 7,
           seed: int = 0, augment: bool = True, speed_factors=(0.9, 0.95, 1.0, 1.05, 1.1),
-          snr_range=(10.0, 30.0)):
+          snr_range=(10.0, 30.0), channel_eq: bool = False):
     table = index_recordings(fsdd_dir)
     for spk in train_speakers + test_speakers:
         if spk not in table:
@@ -174,13 +192,23 @@ def build(fsdd_dir: Path, out: Path, train_speakers: List[str], test_speakers: L
         for i in range(count):
             spk = speakers[i % len(speakers)]
             audio, digits = make_utterance(rng, pools[spk], cache, min_digits, max_digits, aug_rng,
-                                           list(speed_factors), snr_range)
+                                           list(speed_factors), snr_range, channel_eq)
             rows.append((f"{spk}-{name}-{i:05d}", audio, digits, spk))
         write_set(out, name, rows)
 
 
 def speaker_list(arg: str) -> List[str]:
     return arg.replace(",", " ").split()
+
+
+def speed_list(arg: str) -> List[float]:
+    try:
+        factors = [float(x) for x in speaker_list(arg)]
+    except ValueError:
+        raise FsddError(f"--speed_factors {arg!r}: expected numbers such as 0.9,1.0,1.1")
+    if not factors or min(factors) <= 0:
+        raise FsddError(f"--speed_factors {arg!r}: expected positive numbers such as 0.9,1.0,1.1")
+    return factors
 
 
 def main(argv=None):
@@ -196,13 +224,16 @@ def main(argv=None):
     p.add_argument("--min_digits", type=int, default=2)
     p.add_argument("--max_digits", type=int, default=7)
     p.add_argument("--augment", default="true", choices=["true", "false"])
-    p.add_argument("--speed_factors", default="0.9 0.95 1.0 1.05 1.1")
+    p.add_argument("--speed_factors", default="0.9,0.95,1.0,1.05,1.1",
+                   help="comma- or space-separated; one is drawn per training utterance")
+    p.add_argument("--channel_eq", default="false", choices=["true", "false"],
+                   help="random spectral tilt and high-pass per training utterance")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     try:
         build(a.fsdd_dir, a.out, speaker_list(a.train_speakers), speaker_list(a.test_speakers), a.n_train, a.n_dev,
               a.n_test, a.dev_takes, a.min_digits, a.max_digits, a.seed, a.augment == "true",
-              [float(x) for x in a.speed_factors.split()])
+              speed_list(a.speed_factors), channel_eq=a.channel_eq == "true")
     except FsddError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1

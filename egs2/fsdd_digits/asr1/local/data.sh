@@ -2,6 +2,7 @@
 # Stage 1: connected-digit utterances from the Free Spoken Digit Dataset (FSDD).
 #   local/data.sh [--fsdd_dir DIR] [--n_train N] [--n_dev N] [--n_test N] [--seed S]
 #                 [--train_speakers a,b,c] [--test_speakers d,e] [--augment true|false]
+#                 [--speed_factors 0.9,0.95,1.0,1.05,1.1] [--channel_eq true|false]
 # Writes data/train, data/dev (train speakers) and data/test_<speaker> per held-out speaker.
 set -euo pipefail
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (local/data.sh) $*"; }
@@ -14,7 +15,9 @@ seed=0
 train_speakers=jackson,nicolas,yweweler   # comma-separated
 test_speakers=george,lucas
 augment=true
-help_message="Usage: $0 [--fsdd_dir DIR] [--n_train N] [--n_dev N] [--n_test N] [--seed S] [--train_speakers a,b,c] [--test_speakers d,e] [--augment true|false]"
+speed_factors=0.9,0.95,1.0,1.05,1.1       # training speed perturbation, one factor drawn per utterance
+channel_eq=false         # training only: random spectral tilt (+-10 dB at 4 kHz) and high-pass (20-300 Hz)
+help_message="Usage: $0 [--fsdd_dir DIR] [--n_train N] [--n_dev N] [--n_test N] [--seed S] [--train_speakers a,b,c] [--test_speakers d,e] [--augment true|false] [--speed_factors f1,f2,...] [--channel_eq true|false]"
 . ./utils/parse_options.sh
 . ./path.sh
 
@@ -31,4 +34,5 @@ fi
 log "building connected-digit utterances from ${fsdd_dir} (train/dev: ${train_speakers}; test: ${test_speakers})"
 python3 -m espnet_mamba.recipe.fsdd --fsdd_dir "${fsdd_dir}" --out data --n_train "${n_train}" --n_dev "${n_dev}" \
   --n_test "${n_test}" --seed "${seed}" --train_speakers "${train_speakers}" --test_speakers "${test_speakers}" \
-  --augment "${augment}"
+  --augment "${augment}" --speed_factors "${speed_factors}" \
+  --channel_eq "${channel_eq}"
