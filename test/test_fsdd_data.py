@@ -161,7 +161,7 @@ def test_command_line_reports_errors_without_traceback(tmp_path, capsys):
 
 
 def test_speed_factors_from_the_command_line(corpus, tmp_path):
-    """Only factor 1.25 allowed: every training utterance is 1/1.25 as long as unperturbed, dev untouched."""
+    """Only factor 1.25 allowed: every training utterance is shorter than unperturbed, dev is untouched."""
     common = ["--fsdd_dir", str(corpus), "--train_speakers", "ann,bob,cat", "--test_speakers", "dan",
               "--n_train", "6", "--n_dev", "3", "--n_test", "3", "--dev_takes", "2"]
     assert fsdd.main(common + ["--out", str(tmp_path / "fast"), "--speed_factors", "1.25"]) == 0

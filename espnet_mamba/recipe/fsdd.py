@@ -205,7 +205,7 @@ def speed_list(arg: str) -> List[float]:
     try:
         factors = [float(x) for x in speaker_list(arg)]
     except ValueError:
-        raise FsddError(f"--speed_factors {arg!r}: expected numbers such as 0.9,1.0,1.1")
+        raise FsddError(f"--speed_factors {arg!r}: expected numbers such as 0.9,1.0,1.1") from None
     if not factors or min(factors) <= 0:
         raise FsddError(f"--speed_factors {arg!r}: expected positive numbers such as 0.9,1.0,1.1")
     return factors
