@@ -214,3 +214,47 @@ def test_random_channel_tilts_and_high_passes_by_the_drawn_amounts():
     scale = ratios[1] / expected[1]  # the level is restored afterwards: compare shapes, then the level
     assert np.allclose(ratios, [scale * g for g in expected], rtol=1e-3)
     assert np.isclose(np.mean(out ** 2), np.mean(audio ** 2), rtol=1e-4)
+
+
+def test_clip_onset_drops_only_a_bounded_start_of_some_recordings():
+    import random
+
+    audio = np.arange(8000, dtype=np.float32)  # 0.5 s at 16 kHz, every sample distinct
+    draws = random.Random(1)
+    cuts = []
+    for _ in range(400):
+        out = fsdd.clip_onset(audio, 80.0, draws)
+        cut = audio.size - out.size
+        assert np.array_equal(out, audio[cut:])  # a suffix: nothing but the start is touched
+        assert 0 <= cut <= 80 * 16
+        cuts.append(cut)
+    clipped = sum(c > 0 for c in cuts)
+    assert 150 < clipped < 250  # about ONSET_CLIP_SHARE of the calls
+    assert max(cuts) > 60 * 16  # the whole 0..80 ms range is used
+    short = np.arange(1000, dtype=np.float32)  # 62 ms: the cap of 30% of the recording applies
+    assert all(fsdd.clip_onset(short, 80.0, draws).size >= 700 for _ in range(50))
+    assert fsdd.clip_onset(audio, 0.0, draws) is audio
+
+
+def test_onset_clipping_shortens_training_digits_only_and_off_changes_nothing(corpus, tmp_path):
+    """Speed fixed at 1.0 so lengths compare: clipping removes between 0 and 80 ms per digit from train;
+    dev and test are byte-identical, and --onset_clip_ms 0 reproduces the default data exactly."""
+    build(corpus, tmp_path / "plain", speed_factors=(1.0,))
+    build(corpus, tmp_path / "zero", speed_factors=(1.0,), onset_clip_ms=0.0)
+    build(corpus, tmp_path / "clip", speed_factors=(1.0,), onset_clip_ms=80.0)
+    shorter = 0
+    for name in ("train", "dev", "test_dan"):
+        text = read_table(tmp_path / "plain" / name / "text")
+        scp = {x: read_table(tmp_path / x / name / "wav.scp") for x in ("plain", "zero", "clip")}
+        for utt, words in text.items():
+            plain, zero, clip = (soundfile.read(scp[x][utt])[0] for x in ("plain", "zero", "clip"))
+            assert np.array_equal(plain, zero)
+            if name != "train":
+                assert np.array_equal(plain, clip)
+                continue
+            lost = plain.size - clip.size
+            assert 0 <= lost <= len(words.split()) * 80 * 16
+            shorter += lost > 0
+    assert shorter > 6  # most of the 12 training utterances have at least one clipped digit
+    with pytest.raises(fsdd.FsddError, match="--onset_clip_ms must be >= 0"):
+        build(corpus, tmp_path / "bad", onset_clip_ms=-5.0)

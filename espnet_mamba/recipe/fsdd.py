@@ -19,7 +19,11 @@ differ by 7x in peak) and every utterance gets a faint noise floor, so pauses
 are not digital silence. Training utterances are augmented (--augment true):
 a per-utterance speed factor (tempo and pitch, like Kaldi's speed perturbation,
 a stand-in for unseen voices), a random gain and, for half of them, white
-noise at a random SNR. Dev and test are never augmented.
+noise at a random SNR. Optionally (--onset_clip_ms N) half of the digits in a
+training utterance lose a random 0..N ms of their start: FSDD's recordings are
+trimmed automatically, and for some speakers the trimming cuts off a weak
+initial consonant (george's "two" starts at its vowel), so a model must not
+depend on the burst alone. Dev and test are never augmented.
 """
 
 import argparse
@@ -48,6 +52,8 @@ NOISE_FLOOR_DB = -50.0    # faint floor relative to TARGET_RMS, present in every
 SOURCE_BAND_HZ = 4000.0   # FSDD is recorded at 8 kHz: nothing above 4 kHz to shape
 EQ_TILT_DB = (-10.0, 10.0)  # channel augmentation: gain at 4 kHz relative to 0 Hz, linear in between
 EQ_HIGHPASS_HZ = (20.0, 300.0)  # and a 2nd-order high-pass corner (microphones differ most in the bass)
+ONSET_CLIP_SHARE = 0.5    # share of training digits whose start is clipped when --onset_clip_ms > 0
+ONSET_CLIP_MAX_FRACTION = 0.3  # never clip more than this fraction of a recording
 
 
 class FsddError(Exception):
@@ -104,17 +110,27 @@ def random_channel(audio: np.ndarray, augment: random.Random) -> np.ndarray:
     return coloured * np.sqrt(np.mean(audio ** 2) / max(float(np.mean(coloured ** 2)), 1e-20))
 
 
+def clip_onset(audio: np.ndarray, max_ms: float, augment: random.Random) -> np.ndarray:
+    """Drops a random 0..max_ms from the start of one recording, as an over-eager silence trimmer
+    would, for ONSET_CLIP_SHARE of the calls; the vowel (the last 1 - ONSET_CLIP_MAX_FRACTION) stays."""
+    if max_ms <= 0 or augment.random() >= ONSET_CLIP_SHARE:
+        return audio
+    cut = int(augment.uniform(0.0, max_ms) / 1000 * OUT_FS)
+    return audio[min(cut, int(audio.size * ONSET_CLIP_MAX_FRACTION)):]
+
+
 def make_utterance(rng: random.Random, pool: Dict[int, List[Path]], cache: RecordingCache,
                    min_digits: int, max_digits: int, augment: Optional[random.Random],
                    speed_factors: List[float], snr_range: Tuple[float, float],
-                   channel_eq: bool = False) -> Tuple[np.ndarray, List[int]]:
+                   channel_eq: bool = False, onset_clip_ms: float = 0.0) -> Tuple[np.ndarray, List[int]]:
     """`rng` draws digits, takes and pauses; `augment` (a separate generator, or None) the
     perturbations, so switching augmentation off keeps the same digit sequences."""
     digits = [rng.randrange(10) for _ in range(rng.randint(min_digits, max_digits))]
     speed = augment.choice(speed_factors) if augment else 1.0
     pieces = [np.zeros(int(rng.uniform(*EDGE_PAUSE) * OUT_FS), np.float32)]
     for i, d in enumerate(digits):
-        pieces.append(cache.get(rng.choice(pool[d]), speed))
+        recording = cache.get(rng.choice(pool[d]), speed)
+        pieces.append(clip_onset(recording, onset_clip_ms, augment) if augment else recording)
         gap = EDGE_PAUSE if i == len(digits) - 1 else PAUSE
         pieces.append(np.zeros(int(rng.uniform(*gap) * OUT_FS), np.float32))
     audio = np.concatenate(pieces)
@@ -156,7 +172,7 @@ def write_set(out: Path, name: str, rows: List[Tuple[str, np.ndarray, List[int],
 def build(fsdd_dir: Path, out: Path, train_speakers: List[str], test_speakers: List[str], n_train: int,
           n_dev: int, n_test: int, dev_takes: int = 5, min_digits: int = 2, max_digits: int = 7,
           seed: int = 0, augment: bool = True, speed_factors=(0.9, 0.95, 1.0, 1.05, 1.1),
-          snr_range=(10.0, 30.0), channel_eq: bool = False):
+          snr_range=(10.0, 30.0), channel_eq: bool = False, onset_clip_ms: float = 0.0):
     table = index_recordings(fsdd_dir)
     for spk in train_speakers + test_speakers:
         if spk not in table:
@@ -168,6 +184,8 @@ def build(fsdd_dir: Path, out: Path, train_speakers: List[str], test_speakers: L
     overlap = set(train_speakers) & set(test_speakers)
     if overlap:
         raise FsddError(f"speakers {', '.join(sorted(overlap))} are in both --train_speakers and --test_speakers")
+    if onset_clip_ms < 0:
+        raise FsddError(f"--onset_clip_ms must be >= 0, got {onset_clip_ms}")
     if not 1 <= min_digits <= max_digits:
         raise FsddError(f"need 1 <= --min_digits <= --max_digits, got {min_digits} and {max_digits}")
 
@@ -192,7 +210,7 @@ def build(fsdd_dir: Path, out: Path, train_speakers: List[str], test_speakers: L
         for i in range(count):
             spk = speakers[i % len(speakers)]
             audio, digits = make_utterance(rng, pools[spk], cache, min_digits, max_digits, aug_rng,
-                                           list(speed_factors), snr_range, channel_eq)
+                                           list(speed_factors), snr_range, channel_eq, onset_clip_ms)
             rows.append((f"{spk}-{name}-{i:05d}", audio, digits, spk))
         write_set(out, name, rows)
 
@@ -228,12 +246,15 @@ def main(argv=None):
                    help="comma- or space-separated; one is drawn per training utterance")
     p.add_argument("--channel_eq", default="false", choices=["true", "false"],
                    help="random spectral tilt and high-pass per training utterance")
+    p.add_argument("--onset_clip_ms", type=float, default=0.0,
+                   help="clip a random 0..N ms off the start of half of the training digits (0: off)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     try:
         build(a.fsdd_dir, a.out, speaker_list(a.train_speakers), speaker_list(a.test_speakers), a.n_train, a.n_dev,
               a.n_test, a.dev_takes, a.min_digits, a.max_digits, a.seed, a.augment == "true",
-              speed_list(a.speed_factors), channel_eq=a.channel_eq == "true")
+              speed_list(a.speed_factors), channel_eq=a.channel_eq == "true",
+              onset_clip_ms=a.onset_clip_ms)
     except FsddError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
