@@ -6,7 +6,11 @@ For each experiment directory (made by the recipe engine) it reads
   train.log                         parameters, per-epoch losses/accuracy, wall time, peak memory
   DECODE/TEST/score_wer/summary.json   WER per test set (stage 13)
   DECODE/TEST/audio_seconds + logdir/asr_inference.*.log   decoding real-time factor
-and writes OUT.md (also printed) and OUT.png.
+  config.yaml                       the training seed
+and writes OUT.md (also printed) and OUT.png. Runs of one model with different seeds
+(directory names that differ only by a "_seedN" suffix, as the recipes name them) also get
+a second table: WER mean and range over the seeds, since one seed alone can move WER by
+several points on a small test set.
 """
 
 import argparse
@@ -22,6 +26,8 @@ PARAMS = re.compile(r"Total Number of model parameters: ([0-9.]+) ([KMB]?)")
 STAMP = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),\d+")
 ACCOUNTING = re.compile(r"# Accounting: time=([0-9.]+) max_rss_mb=([0-9.]+)")
 SCALE = {"": 1, "K": 1e3, "M": 1e6, "B": 1e9}
+SEED_SUFFIX = re.compile(r"_seed\d+$")
+CONFIG_SEED = re.compile(r"^seed: (\d+)$", re.MULTILINE)
 
 
 def parse_train_log(path: Path) -> Dict:
@@ -64,7 +70,9 @@ def summarise(exp: Path) -> Dict:
     if not log.exists():
         raise SystemExit(f"compare: {log} not found (is {exp} an experiment directory from stage 11?)")
     info = parse_train_log(log)
-    info.update(name=exp.name, path=str(exp), tests=decoding(exp))
+    config = exp / "config.yaml"
+    seed = CONFIG_SEED.search(config.read_text()) if config.exists() else None
+    info.update(name=exp.name, path=str(exp), tests=decoding(exp), seed=int(seed.group(1)) if seed else None)
     return info
 
 
@@ -85,6 +93,36 @@ def markdown(runs: List[Dict]) -> str:
                 f"{r['wall_s'] / 60:.1f} min" if r["wall_s"] is not None else "-",
                 f"{r['peak_mem_mb']:.0f} MB" if r["peak_mem_mb"] else "-",
                 _fmt(sum(rtfs) / len(rtfs) if rtfs else None, ".3f")]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def seed_groups(runs: List[Dict]) -> Dict[str, List[Dict]]:
+    """Runs keyed by model name (the directory name without its _seedN suffix), in input order."""
+    groups: Dict[str, List[Dict]] = {}
+    for r in runs:
+        groups.setdefault(SEED_SUFFIX.sub("", r["name"]), []).append(r)
+    return groups
+
+
+def markdown_seed_means(runs: List[Dict]) -> str:
+    """WER mean (min-max) over the seeds of each model; empty when no model has two runs."""
+    groups = seed_groups(runs)
+    if all(len(g) < 2 for g in groups.values()):
+        return ""
+    tests = sorted({t for r in runs for t in r["tests"]})
+    head = ["model", "seeds"] + [f"WER {t} mean (range)" for t in tests] + ["train time (mean)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, group in groups.items():
+        row = [name, " ".join("?" if r["seed"] is None else str(r["seed"]) for r in group)]
+        for t in tests:
+            wers = [r["tests"][t]["wer"] for r in group if t in r["tests"]]
+            if len(wers) < len(group):  # a seed not decoded on t: a mean over fewer runs would mislead
+                row.append("-")
+            else:
+                row.append(f"{sum(wers) / len(wers):.1f} ({min(wers):.1f}-{max(wers):.1f})")
+        walls = [r["wall_s"] for r in group if r["wall_s"] is not None]
+        row.append(f"{sum(walls) / len(walls) / 60:.1f} min" if len(walls) == len(group) else "-")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -126,6 +164,9 @@ def main(argv: Optional[List[str]] = None):
     a = p.parse_args(argv)
     runs = [summarise(d) for d in a.exp_dirs]
     table = markdown(runs)
+    means = markdown_seed_means(runs)
+    if means:
+        table += "\nMean over seeds:\n\n" + means
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.with_suffix(".md").write_text(table)
     plot(runs, a.out.with_suffix(".png"))

@@ -34,3 +34,33 @@ def test_table_and_plot(tmp_path, capsys):
     assert (tmp_path / "cmp.png").stat().st_size > 10_000
     info = compare.parse_train_log(a / "train.log")
     assert [e["valid"]["acc"] for e in info["epochs"]] == [0.35, 0.4]
+
+
+def test_seed_means_table(tmp_path):
+    """Two seeds of one model are averaged (mean and range per test set); a model with one seed keeps
+    its own value; the seed comes from the run's config.yaml, not from the directory name."""
+    runs = [make_exp(tmp_path, "asr_conmamba_word", 18.1), make_exp(tmp_path, "asr_conmamba_word_seed1", 26.9),
+            make_exp(tmp_path, "asr_transformer_word", 40.9)]
+    for exp, seed in zip(runs, (0, 1, 0)):
+        (exp / "config.yaml").write_text(f"batch_size: 8\nseed: {seed}\nmax_epoch: 12\n")
+    compare.main([str(e) for e in runs] + ["--out", str(tmp_path / "cmp")])
+    table = (tmp_path / "cmp.md").read_text()
+    assert "| asr_conmamba_word_seed1 | 2.64M | 26.9 |" in table  # every run keeps its own row
+    means = table.split("Mean over seeds:")[1]
+    assert "| asr_conmamba_word | 0 1 | 22.5 (18.1-26.9) | 2.0 min |" in means
+    assert "| asr_transformer_word | 0 | 40.9 (40.9-40.9) | 2.0 min |" in means
+
+
+def test_no_seed_table_for_single_runs(tmp_path):
+    a, b = make_exp(tmp_path, "asr_mamba", 12.5), make_exp(tmp_path, "asr_transformer", 14.0)
+    compare.main([str(a), str(b), "--out", str(tmp_path / "cmp")])
+    assert "Mean over seeds" not in (tmp_path / "cmp.md").read_text()
+
+
+def test_seed_mean_needs_every_seed_decoded(tmp_path):
+    a = make_exp(tmp_path, "asr_mamba", 12.5)
+    b = make_exp(tmp_path, "asr_mamba_seed1", 14.0)
+    (b / "decode_x" / "test" / "score_wer" / "summary.json").unlink()  # seed 1 trained, not scored yet
+    compare.main([str(a), str(b), "--out", str(tmp_path / "cmp")])
+    means = (tmp_path / "cmp.md").read_text().split("Mean over seeds:")[1]
+    assert "| asr_mamba | ? ? | - |" in means

@@ -4,6 +4,7 @@
 #   ./run.sh                                     full run (table in README.md)
 #   ./run.sh --models "mamba transformer"        a subset
 #   ./run.sh --local_data_opts "--fsdd_dir DIR"  FSDD somewhere else
+#   ./run.sh --seeds "0 1 2"                     every model once per seed; the table adds the means
 set -euo pipefail
 stage=1
 stop_stage=14
@@ -11,9 +12,11 @@ models="mamba conmamba transformer conformer"
 test_speakers="george lucas"
 local_data_opts=""        # extra options for local/data.sh (--fsdd_dir, --n_train, ...)
 max_epoch=""              # overrides max_epoch of every config
+seeds=0                   # training seeds (model init, batch order). Seed 0 is the configs' own and keeps
+                          # the plain exp dir name; seed N trains into exp/asr_train_asr_MODEL_word_seedN
 nj=2
 inference_nj=2
-help_message="Usage: $0 [--stage N] [--stop_stage N] [--models 'mamba conmamba transformer conformer'] [--test_speakers 'george lucas'] [--local_data_opts '--fsdd_dir DIR ...'] [--max_epoch N]"
+help_message="Usage: $0 [--stage N] [--stop_stage N] [--models 'mamba conmamba transformer conformer'] [--test_speakers 'george lucas'] [--local_data_opts '--fsdd_dir DIR ...'] [--max_epoch N] [--seeds '0 1 2']"
 . ./utils/parse_options.sh
 
 test_sets=""
@@ -30,17 +33,24 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 10 ]; then
     $([ -f data/token_list/word/tokens.txt ] && echo --token_list data/token_list/word/tokens.txt) 2>/dev/null
 fi
 
+for seed in ${seeds}; do
+  [[ "${seed}" =~ ^[0-9]+$ ]] || { echo "$0: --seeds '${seeds}': '${seed}' is not a non-negative integer" >&2; exit 1; }
+done
 exps=""
-for model in ${models}; do
-  # stages 1-5 and 10 are shared: later models find them complete and skip them
-  ./asr.sh --stage "${stage}" --stop_stage "${stop_stage}" \
-    --train_set train --valid_set dev --test_sets "${test_sets}" \
-    --token_type word --feats_normalize utterance_mvn --nj "${nj}" --inference_nj "${inference_nj}" \
-    --asr_config "conf/train_asr_${model}.yaml" --inference_config conf/decode_asr.yaml \
-    --inference_model valid.acc.ave.pth \
-    --local_data_opts "--test_speakers ${test_speakers// /,} ${local_data_opts}" \
-    --asr_args "${asr_args}"
-  exps+=" exp/asr_train_asr_${model}_word"
+for seed in ${seeds}; do
+  for model in ${models}; do
+    tag=train_asr_${model}_word
+    [ "${seed}" -eq 0 ] || tag+=_seed${seed}
+    # stages 1-5 and 10 are shared: later models and seeds find them complete and skip them
+    ./asr.sh --stage "${stage}" --stop_stage "${stop_stage}" \
+      --train_set train --valid_set dev --test_sets "${test_sets}" \
+      --token_type word --feats_normalize utterance_mvn --nj "${nj}" --inference_nj "${inference_nj}" \
+      --asr_config "conf/train_asr_${model}.yaml" --asr_tag "${tag}" --inference_config conf/decode_asr.yaml \
+      --inference_model valid.acc.ave.pth \
+      --local_data_opts "--test_speakers ${test_speakers// /,} ${local_data_opts}" \
+      --asr_args "${asr_args} --seed ${seed}"
+    exps+=" exp/asr_${tag}"
+  done
 done
 if [ "${stop_stage}" -ge 13 ]; then
   . ./path.sh
