@@ -134,19 +134,28 @@ def plot(runs: List[Dict], path: Path):
     import matplotlib.pyplot as plt
 
     fig, (ax_loss, ax_acc, ax_wer) = plt.subplots(1, 3, figsize=(15, 4.2))
-    for r in runs:
-        ep = [e["epoch"] for e in r["epochs"]]
-        ax_loss.plot(ep, [e["train"].get("loss") for e in r["epochs"]], "--x", label=f"{r['name']} train")
-        ax_loss.plot(ep, [e["valid"].get("loss") for e in r["epochs"]], "-o", label=f"{r['name']} valid")
-        ax_acc.plot(ep, [e["valid"].get("acc") for e in r["epochs"]], "-o", label=r["name"])
+    groups = seed_groups(runs)
+    colour = {name: f"C{i % 10}" for i, name in enumerate(groups)}  # one colour per model, all its seeds
+    for name, group in groups.items():
+        for r in group:
+            ep = [e["epoch"] for e in r["epochs"]]
+            c, label = colour[name], r["name"]
+            ax_loss.plot(ep, [e["train"].get("loss") for e in r["epochs"]], "--x", color=c, label=f"{label} train")
+            ax_loss.plot(ep, [e["valid"].get("loss") for e in r["epochs"]], "-o", color=c, label=f"{label} valid")
+            ax_acc.plot(ep, [e["valid"].get("acc") for e in r["epochs"]], "-o", color=c, label=label)
     ax_loss.set(title="loss", xlabel="epoch")
     ax_acc.set(title="valid attention accuracy", xlabel="epoch")
+    # WER: one bar per model, the mean over its seeds, with the min-max range as the error bar
     tests = sorted({t for r in runs for t in r["tests"]})
-    width = 0.8 / max(len(runs), 1)
-    for i, r in enumerate(runs):
-        ax_wer.bar([j + i * width for j in range(len(tests))],
-                   [r["tests"].get(t, {}).get("wer", 0) for t in tests], width, label=r["name"])
-    ax_wer.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(tests))], tests)
+    width = 0.8 / max(len(groups), 1)
+    for i, (name, group) in enumerate(groups.items()):
+        wers = [[r["tests"][t]["wer"] for r in group if t in r["tests"]] or [0.0] for t in tests]
+        means = [sum(w) / len(w) for w in wers]
+        spread = [[m - min(w) for m, w in zip(means, wers)], [max(w) - m for m, w in zip(means, wers)]]
+        ax_wer.bar([j + i * width for j in range(len(tests))], means, width, color=colour[name],
+                   yerr=spread if len(group) > 1 else None, capsize=3,
+                   label=name if len(group) == 1 else f"{name} ({len(group)} seeds)")
+    ax_wer.set_xticks([j + width * (len(groups) - 1) / 2 for j in range(len(tests))], tests)
     ax_wer.set(title="WER (%)")
     for ax in (ax_loss, ax_acc, ax_wer):
         ax.legend(fontsize=7)
