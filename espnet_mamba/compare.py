@@ -137,9 +137,12 @@ def plot(runs: List[Dict], path: Path):
     groups = seed_groups(runs)
     colour = {name: f"C{i % 10}" for i, name in enumerate(groups)}  # one colour per model, all its seeds
     for name, group in groups.items():
-        for r in group:
+        for k, r in enumerate(group):
             ep = [e["epoch"] for e in r["epochs"]]
-            c, label = colour[name], r["name"]
+            # one legend entry per model: its seeds share the colour
+            c, label = colour[name], (name if len(group) == 1 else f"{name} ({len(group)} seeds)")
+            if k:
+                label = "_" + label  # matplotlib leaves labels starting with "_" out of the legend
             ax_loss.plot(ep, [e["train"].get("loss") for e in r["epochs"]], "--x", color=c, label=f"{label} train")
             ax_loss.plot(ep, [e["valid"].get("loss") for e in r["epochs"]], "-o", color=c, label=f"{label} valid")
             ax_acc.plot(ep, [e["valid"].get("acc") for e in r["epochs"]], "-o", color=c, label=label)
