@@ -127,6 +127,10 @@ def markdown_seed_means(runs: List[Dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _legend_name(name: str, group: List[Dict]) -> str:
+    return name if len(group) == 1 else f"{name} ({len(group)} seeds)"
+
+
 def plot(runs: List[Dict], path: Path):
     import matplotlib
 
@@ -139,10 +143,9 @@ def plot(runs: List[Dict], path: Path):
     for name, group in groups.items():
         for k, r in enumerate(group):
             ep = [e["epoch"] for e in r["epochs"]]
-            # one legend entry per model: its seeds share the colour
-            c, label = colour[name], (name if len(group) == 1 else f"{name} ({len(group)} seeds)")
-            if k:
-                label = "_" + label  # matplotlib leaves labels starting with "_" out of the legend
+            c = colour[name]
+            # one legend entry per model: matplotlib leaves labels starting with "_" out of the legend
+            label = ("_" if k else "") + _legend_name(name, group)
             ax_loss.plot(ep, [e["train"].get("loss") for e in r["epochs"]], "--x", color=c, label=f"{label} train")
             ax_loss.plot(ep, [e["valid"].get("loss") for e in r["epochs"]], "-o", color=c, label=f"{label} valid")
             ax_acc.plot(ep, [e["valid"].get("acc") for e in r["epochs"]], "-o", color=c, label=label)
@@ -157,7 +160,7 @@ def plot(runs: List[Dict], path: Path):
         spread = [[m - min(w) for m, w in zip(means, wers)], [max(w) - m for m, w in zip(means, wers)]]
         ax_wer.bar([j + i * width for j in range(len(tests))], means, width, color=colour[name],
                    yerr=spread if len(group) > 1 else None, capsize=3,
-                   label=name if len(group) == 1 else f"{name} ({len(group)} seeds)")
+                   label=_legend_name(name, group))
     ax_wer.set_xticks([j + width * (len(groups) - 1) / 2 for j in range(len(tests))], tests)
     ax_wer.set(title="WER (%)")
     for ax in (ax_loss, ax_acc, ax_wer):

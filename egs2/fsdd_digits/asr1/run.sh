@@ -18,6 +18,9 @@ nj=2
 inference_nj=2
 help_message="Usage: $0 [--stage N] [--stop_stage N] [--models 'mamba conmamba transformer conformer'] [--test_speakers 'george lucas'] [--local_data_opts '--fsdd_dir DIR ...'] [--max_epoch N] [--seeds '0 1 2']"
 . ./utils/parse_options.sh
+for seed in ${seeds}; do
+  [[ "${seed}" =~ ^[0-9]+$ ]] || { echo "$0: --seeds '${seeds}': '${seed}' is not a non-negative integer" >&2; exit 1; }
+done
 
 test_sets=""
 for spk in ${test_speakers}; do test_sets+=" test_${spk}"; done
@@ -33,9 +36,6 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 10 ]; then
     $([ -f data/token_list/word/tokens.txt ] && echo --token_list data/token_list/word/tokens.txt) 2>/dev/null
 fi
 
-for seed in ${seeds}; do
-  [[ "${seed}" =~ ^[0-9]+$ ]] || { echo "$0: --seeds '${seeds}': '${seed}' is not a non-negative integer" >&2; exit 1; }
-done
 exps=""
 for seed in ${seeds}; do
   for model in ${models}; do
