@@ -4,7 +4,8 @@
 
 For each experiment directory (made by the recipe engine) it reads
   train.log                         parameters, per-epoch losses/accuracy, wall time, peak memory
-  DECODE/TEST/score_wer/summary.json   WER per test set (stage 13)
+  DECODE/TEST/score_wer/summary.json   WER per test set (stage 13; --inference_tag DECODE picks one
+                                    decoding where there are several)
   DECODE/TEST/audio_seconds + logdir/asr_inference.*.log   decoding real-time factor
   config.yaml                       the training seed
 and writes OUT.md (also printed) and OUT.png. Runs of one model with different seeds
@@ -48,10 +49,14 @@ def parse_train_log(path: Path) -> Dict:
     }
 
 
-def decoding(exp: Path) -> Dict[str, Dict]:
+def decoding(exp: Path, inference_tag: Optional[str] = None) -> Dict[str, Dict]:
     out = {}
-    for summary in sorted(exp.glob("*/*/score_wer/summary.json")):
+    for summary in sorted(exp.glob(f"{inference_tag or '*'}/*/score_wer/summary.json")):
         test_dir = summary.parent.parent
+        if test_dir.name in out:  # two decodings of one test set: which one the table shows must be chosen
+            raise SystemExit(f"compare: {exp} holds two scored decodings of {test_dir.name} "
+                             f"({out[test_dir.name]['decode']} and {test_dir.parent.name}); "
+                             f"pick one with --inference_tag")
         row = json.loads(summary.read_text())
         entry = {"wer": row["Err"], "decode": test_dir.parent.name}
         audio = test_dir / "audio_seconds"
@@ -65,14 +70,14 @@ def decoding(exp: Path) -> Dict[str, Dict]:
     return out
 
 
-def summarise(exp: Path) -> Dict:
+def summarise(exp: Path, inference_tag: Optional[str] = None) -> Dict:
     log = exp / "train.log"
     if not log.exists():
         raise SystemExit(f"compare: {log} not found (is {exp} an experiment directory from stage 11?)")
     info = parse_train_log(log)
     config = exp / "config.yaml"
     seed = CONFIG_SEED.search(config.read_text()) if config.exists() else None
-    info.update(name=exp.name, path=str(exp), tests=decoding(exp), seed=int(seed.group(1)) if seed else None)
+    info.update(name=exp.name, path=str(exp), tests=decoding(exp, inference_tag), seed=int(seed.group(1)) if seed else None)
     return info
 
 
@@ -176,8 +181,10 @@ def main(argv: Optional[List[str]] = None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("exp_dirs", type=Path, nargs="+")
     p.add_argument("--out", type=Path, default=Path("comparison"), help="writes OUT.md and OUT.png")
+    p.add_argument("--inference_tag", help="decoding directory to report (e.g. decode_decode_asr_valid.acc.ave) "
+                   "when an experiment holds several; default: the only one")
     a = p.parse_args(argv)
-    runs = [summarise(d) for d in a.exp_dirs]
+    runs = [summarise(d, a.inference_tag) for d in a.exp_dirs]
     table = markdown(runs)
     means = markdown_seed_means(runs)
     if means:

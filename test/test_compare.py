@@ -1,6 +1,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from espnet_mamba import compare
 
 LOG = """[vm] 2026-11-22 06:28:05,000 (abs_task:1) INFO: start
@@ -12,9 +14,9 @@ LOG = """[vm] 2026-11-22 06:28:05,000 (abs_task:1) INFO: start
 """
 
 
-def make_exp(root: Path, name: str, wer: float) -> Path:
+def make_exp(root: Path, name: str, wer: float, decode: str = "decode_x") -> Path:
     exp = root / name
-    test = exp / "decode_x" / "test"
+    test = exp / decode / "test"
     (test / "score_wer").mkdir(parents=True)
     (test / "logdir").mkdir()
     (exp / "train.log").write_text(LOG)
@@ -64,3 +66,12 @@ def test_seed_mean_needs_every_seed_decoded(tmp_path):
     compare.main([str(a), str(b), "--out", str(tmp_path / "cmp")])
     means = (tmp_path / "cmp.md").read_text().split("Mean over seeds:")[1]
     assert "| asr_mamba | ? ? | - |" in means
+
+
+def test_two_decodings_need_an_inference_tag(tmp_path):
+    exp = make_exp(tmp_path, "asr_mamba", 12.5, decode="decode_ctc0.5")
+    make_exp(tmp_path, "asr_mamba", 9.5, decode="decode_ctc1.0")
+    with pytest.raises(SystemExit, match="two scored decodings of test .*pick one with --inference_tag"):
+        compare.main([str(exp), "--out", str(tmp_path / "cmp")])
+    compare.main([str(exp), "--out", str(tmp_path / "cmp"), "--inference_tag", "decode_ctc1.0"])
+    assert "| asr_mamba | 2.64M | 9.5 |" in (tmp_path / "cmp.md").read_text()
