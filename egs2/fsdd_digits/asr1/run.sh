@@ -16,12 +16,15 @@ seeds=0                   # training seeds (model init, batch order). Seed 0 is 
                           # the plain exp dir name; seed N trains into exp/asr_train_asr_MODEL_word_seedN
 nj=2
 inference_nj=2
-help_message="Usage: $0 [--stage N] [--stop_stage N] [--models 'mamba conmamba transformer conformer'] [--test_speakers 'george lucas'] [--local_data_opts '--fsdd_dir DIR ...'] [--max_epoch N] [--seeds '0 1 2']"
+inference_config=conf/decode_asr.yaml   # decoding options (beam, CTC weight); its name names the decode dir
+inference_model=valid.acc.ave.pth
+help_message="Usage: $0 [--stage N] [--stop_stage N] [--models 'mamba conmamba transformer conformer'] [--test_speakers 'george lucas'] [--local_data_opts '--fsdd_dir DIR ...'] [--max_epoch N] [--seeds '0 1 2'] [--inference_config conf/decode_asr.yaml]"
 . ./utils/parse_options.sh
 for seed in ${seeds}; do
   [[ "${seed}" =~ ^[0-9]+$ ]] || { echo "$0: --seeds '${seeds}': '${seed}' is not a non-negative integer" >&2; exit 1; }
 done
 
+inference_tag=decode_$(basename "${inference_config}" .yaml)_$(basename "${inference_model}" .pth)
 test_sets=""
 for spk in ${test_speakers}; do test_sets+=" test_${spk}"; done
 asr_args=""
@@ -45,8 +48,8 @@ for seed in ${seeds}; do
     ./asr.sh --stage "${stage}" --stop_stage "${stop_stage}" \
       --train_set train --valid_set dev --test_sets "${test_sets}" \
       --token_type word --feats_normalize utterance_mvn --nj "${nj}" --inference_nj "${inference_nj}" \
-      --asr_config "conf/train_asr_${model}.yaml" --asr_tag "${tag}" --inference_config conf/decode_asr.yaml \
-      --inference_model valid.acc.ave.pth \
+      --asr_config "conf/train_asr_${model}.yaml" --asr_tag "${tag}" --inference_config "${inference_config}" \
+      --inference_model "${inference_model}" --inference_tag "${inference_tag}" \
       --local_data_opts "--test_speakers ${test_speakers// /,} ${local_data_opts}" \
       --asr_args "${asr_args} --seed ${seed}"
     exps+=" exp/asr_${tag}"
@@ -55,5 +58,6 @@ done
 if [ "${stop_stage}" -ge 13 ]; then
   . ./path.sh
   # shellcheck disable=SC2086
-  python3 -m espnet_mamba.compare ${exps} --out exp/comparison
+  # only the decoding made above; others (e.g. a CTC-weight sweep on dev) stay out of the table
+  python3 -m espnet_mamba.compare ${exps} --inference_tag "${inference_tag}" --out exp/comparison
 fi
