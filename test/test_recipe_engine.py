@@ -54,6 +54,14 @@ def test_all_stages_then_rerun_is_a_no_op(tmp_path):
     again = run_engine(recipe, "--stage", "3", "--stop-stage", "10")
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("is complete, skipping") >= 6
+    # decoding is complete only for the options it ran with: the same config skips, a changed one decodes again
+    same = run_engine(recipe, "--stage", "12", "--stop-stage", "12")
+    assert same.returncode == 0 and "decode_decode_valid.acc.best/test is complete, skipping" in same.stdout
+    (recipe / "conf" / "decode.yaml").write_text("beam_size: 3\nctc_weight: 0.3\nlm_weight: 0.0\n")
+    changed = run_engine(recipe, "--stage", "12", "--stop-stage", "12")
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    assert "was decoded with another model or other options; decoding again" in changed.stdout
+    assert len((exp / "decode_decode_valid.acc.best" / "test" / "text").read_text().splitlines()) == 4
     # new data (stage 1 with other options) makes every derived stage stale: nothing is skipped
     redo = run_engine(recipe, "--stop-stage", "5", "--local_data_opts", "--other_options 1")
     assert redo.returncode == 0, redo.stderr[-3000:]

@@ -101,8 +101,9 @@ asr_stats_dir=${expdir}/asr_stats_raw_${token_type}${token_suffix}
 if [ -z "${inference_tag}" ]; then
   inference_tag=decode_$(basename "${inference_config:-default}" .yaml)_$(basename "${inference_model}" .pth)
 fi
-done_marker() { [ -f "$1/.done" ]; }
-mark_done() { touch "$1/.done"; }
+# a stage's output DIR is complete when DIR/.done exists and holds the same fingerprint (if one is given)
+done_marker() { [ -f "$1/.done" ] && [ "$(cat "$1/.done")" = "${2:-}" ]; }
+mark_done() { printf '%s' "${2:-}" > "$1/.done"; }
 
 # ---- 1: data preparation ----
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
@@ -241,9 +242,13 @@ fi
 if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
   [ -f "${asr_exp}/${inference_model}" ] || die "${asr_exp}/${inference_model} not found: did stage 11 finish?"
   _ngpu=$([ "${gpu_inference}" = true ] && echo 1 || echo 0)
+  # what a decoding depends on: a changed decoding config, --inference_args or model means decoding again
+  decoding_id=$( { [ -z "${inference_config}" ] || cat "${inference_config}"; echo "${inference_args}";
+                   cat "${asr_exp}/${inference_model}"; } | cksum)
   for s in ${test_sets}; do
     dir=${asr_exp}/${inference_tag}/${s}
-    if done_marker "${dir}"; then log "Stage 12: ${dir} is complete, skipping"; continue; fi
+    if done_marker "${dir}" "${decoding_id}"; then log "Stage 12: ${dir} is complete, skipping"; continue; fi
+    [ ! -f "${dir}/.done" ] || log "Stage 12: ${dir} was decoded with another model or other options; decoding again"
     log "Stage 12: decoding ${s} (${inference_nj} jobs) -> ${dir}"
     logdir=${dir}/logdir
     mkdir -p "${logdir}"
@@ -271,7 +276,7 @@ if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
     # audio duration, for the real-time factor that espnet_mamba.compare reports
     awk -v fs="${fs}" '{s += $2} END {printf "%.3f\n", s / fs}' "${data_feats}/${s}/utt2num_samples" \
       > "${dir}/audio_seconds"
-    mark_done "${dir}"
+    mark_done "${dir}" "${decoding_id}"
   done
 fi
 
