@@ -77,7 +77,8 @@ def summarise(exp: Path, inference_tag: Optional[str] = None) -> Dict:
     info = parse_train_log(log)
     config = exp / "config.yaml"
     seed = CONFIG_SEED.search(config.read_text()) if config.exists() else None
-    info.update(name=exp.name, path=str(exp), tests=decoding(exp, inference_tag), seed=int(seed.group(1)) if seed else None)
+    info.update(name=exp.name, path=str(exp), tests=decoding(exp, inference_tag),
+                seed=int(seed.group(1)) if seed else None)
     return info
 
 
