@@ -24,6 +24,14 @@ training utterance lose a random 0..N ms of their start: FSDD's recordings are
 trimmed automatically, and for some speakers the trimming cuts off a weak
 initial consonant (george's "two" starts at its vowel), so a model must not
 depend on the burst alone. Dev and test are never augmented.
+
+Optionally (--n_synthetic N) the training set gets N more utterances spoken by
+synthesizer voices (espeak-ng English accents x voice variants,
+`synthetic_digits.py`), augmented like the real ones: three real voices are too
+few for a model to learn how much vowels vary between speakers. The digits of
+one such utterance may come from different voices (the voices form one pseudo
+speaker, "synthetic"). The real training utterances, dev and test are the same
+with or without them.
 """
 
 import argparse
@@ -38,6 +46,7 @@ import numpy as np
 import soundfile
 
 from espnet_mamba.recipe.data_dir import _resample, write_spk2utt, write_table
+from espnet_mamba.recipe.synthetic_digits import SynthesisError, synthesize_digits
 
 DIGIT_WORDS = "zero one two three four five six seven eight nine".split()
 FILE_NAME = re.compile(r"^([0-9])_([A-Za-z0-9]+)_([0-9]+)\.wav$")
@@ -172,7 +181,7 @@ def write_set(out: Path, name: str, rows: List[Tuple[str, np.ndarray, List[int],
 def build(fsdd_dir: Path, out: Path, train_speakers: List[str], test_speakers: List[str], n_train: int,
           n_dev: int, n_test: int, dev_takes: int = 5, min_digits: int = 2, max_digits: int = 7,
           seed: int = 0, augment: bool = True, speed_factors=(0.9, 0.95, 1.0, 1.05, 1.1),
-          snr_range=(10.0, 30.0), channel_eq: bool = False, onset_clip_ms: float = 0.0):
+          snr_range=(10.0, 30.0), channel_eq: bool = False, onset_clip_ms: float = 0.0, n_synthetic: int = 0):
     table = index_recordings(fsdd_dir)
     for spk in train_speakers + test_speakers:
         if spk not in table:
@@ -184,6 +193,8 @@ def build(fsdd_dir: Path, out: Path, train_speakers: List[str], test_speakers: L
     overlap = set(train_speakers) & set(test_speakers)
     if overlap:
         raise FsddError(f"speakers {', '.join(sorted(overlap))} are in both --train_speakers and --test_speakers")
+    if n_synthetic < 0:
+        raise FsddError(f"--n_synthetic must be >= 0, got {n_synthetic}")
     if onset_clip_ms < 0:
         raise FsddError(f"--onset_clip_ms must be >= 0, got {onset_clip_ms}")
     if not 1 <= min_digits <= max_digits:
@@ -212,7 +223,27 @@ def build(fsdd_dir: Path, out: Path, train_speakers: List[str], test_speakers: L
             audio, digits = make_utterance(rng, pools[spk], cache, min_digits, max_digits, aug_rng,
                                            list(speed_factors), snr_range, channel_eq, onset_clip_ms)
             rows.append((f"{spk}-{name}-{i:05d}", audio, digits, spk))
+        if name == "train" and n_synthetic:
+            rows += synthetic_rows(out, n_synthetic, seed, cache, min_digits, max_digits, aug,
+                                   list(speed_factors), snr_range, channel_eq, onset_clip_ms)
         write_set(out, name, rows)
+
+
+def synthetic_rows(out: Path, count: int, seed: int, cache: RecordingCache, min_digits: int, max_digits: int,
+                   aug: bool, *perturbation) -> List[Tuple[str, np.ndarray, List[int], str]]:
+    """`count` training utterances from synthesizer voices (written under out/synthetic_digits), drawn
+    from generators of their own so that the real training utterances do not change."""
+    try:
+        pool = synthesize_digits(out / "synthetic_digits", seed)
+    except SynthesisError as exc:
+        raise FsddError(f"--n_synthetic {count}: {exc}") from None
+    rng = random.Random(f"{seed}-train-synthetic")
+    aug_rng = random.Random(f"{seed}-train-synthetic-augment") if aug else None
+    rows = []
+    for i in range(count):
+        audio, digits = make_utterance(rng, pool, cache, min_digits, max_digits, aug_rng, *perturbation)
+        rows.append((f"synthetic-train-{i:05d}", audio, digits, "synthetic"))
+    return rows
 
 
 def speaker_list(arg: str) -> List[str]:
@@ -248,13 +279,15 @@ def main(argv=None):
                    help="random spectral tilt and high-pass per training utterance")
     p.add_argument("--onset_clip_ms", type=float, default=0.0,
                    help="clip a random 0..N ms off the start of half of the training digits (0: off)")
+    p.add_argument("--n_synthetic", type=int, default=0,
+                   help="extra training utterances spoken by espeak-ng voices (0: off; needs espeak-ng)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     try:
         build(a.fsdd_dir, a.out, speaker_list(a.train_speakers), speaker_list(a.test_speakers), a.n_train, a.n_dev,
               a.n_test, a.dev_takes, a.min_digits, a.max_digits, a.seed, a.augment == "true",
               speed_list(a.speed_factors), channel_eq=a.channel_eq == "true",
-              onset_clip_ms=a.onset_clip_ms)
+              onset_clip_ms=a.onset_clip_ms, n_synthetic=a.n_synthetic)
     except FsddError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Optional
 
 TRAIN_SPEAKERS = ["espeak:en-us+m1", "espeak:en-us+f2", "espeak:en-gb+m3", "espeak:en-gb+f1",
                   "espeak:en-gb-x-rp+m4", "espeak:en-gb-x-gbclan+f3", "espeak:en-us+m7",
@@ -42,10 +43,23 @@ def sentences(n: int, rng: random.Random):
     return [rng.choice(GRAMMAR)(rng) for _ in range(n)]
 
 
-def synthesize(speaker: str, text: str, path: Path, rate: int):
+def missing_synthesizers(*programs: str) -> Optional[str]:
+    """None when every program is on PATH, else a message saying how to install the missing ones."""
+    missing = [t for t in programs if shutil.which(t) is None]
+    if not missing:
+        return None
+    return (f"{' and '.join(missing)} not found. Install with 'sudo apt-get install {' '.join(missing)}' "
+            f"(tools/install.sh does this when run as root).")
+
+
+def synthesize(speaker: str, text: str, path: Path, rate: int, pitch: Optional[int] = None):
+    """Writes `text` spoken by `speaker` ("espeak:VOICE" or "flite:VOICE") to the WAV file `path`;
+    `rate` in words per minute and `pitch` (0-99, espeak-ng only; None: the voice's own) set the delivery."""
     engine, voice = speaker.split(":")
     if engine == "espeak":
         cmd = ["espeak-ng", "-v", voice, "-s", str(rate), "-w", str(path), text]
+        if pitch is not None:
+            cmd[3:3] = ["-p", str(pitch)]
     else:
         cmd = ["flite", "-voice", voice, "-t", text, "-o", str(path)]
     out = subprocess.run(cmd, capture_output=True, text=True)
@@ -62,11 +76,9 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nj", type=int, default=2)
     a = p.parse_args(argv)
-    missing = [t for t in ("espeak-ng", "flite") if shutil.which(t) is None]
-    if missing:
-        print(f"ERROR: {' and '.join(missing)} not found. Install them with "
-              f"'sudo apt-get install espeak-ng flite' (tools/install.sh does this when run as root).",
-              file=sys.stderr)
+    problem = missing_synthesizers("espeak-ng", "flite")
+    if problem:
+        print(f"ERROR: {problem}", file=sys.stderr)
         return 1
     rng = random.Random(a.seed)
     jobs, tables = [], {}
