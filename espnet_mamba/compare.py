@@ -3,7 +3,9 @@
     python -m espnet_mamba.compare exp/asr_mamba exp/asr_transformer [--out comparison]
 
 For each experiment directory (made by the recipe engine) it reads
-  train.log                         parameters, per-epoch losses/accuracy, wall time, peak memory
+  train.log (+ train.N.log)         parameters, per-epoch losses/accuracy, wall time, peak memory;
+                                    a resumed training's earlier logs, which ESPnet's launcher
+                                    renames to train.1.log, train.2.log, ..., count too
   DECODE/TEST/score_wer/summary.json   WER per test set (stage 13; --inference_tag DECODE picks one
                                     decoding where there are several)
   DECODE/TEST/audio_seconds + logdir/asr_inference.*.log   decoding real-time factor
@@ -28,6 +30,7 @@ STAMP = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),\d+")
 ACCOUNTING = re.compile(r"# Accounting: time=([0-9.]+) max_rss_mb=([0-9.]+)")
 SCALE = {"": 1, "K": 1e3, "M": 1e6, "B": 1e9}
 SEED_SUFFIX = re.compile(r"_seed\d+$")
+ROTATED_LOG = re.compile(r"train\.(\d+)\.log")
 CONFIG_SEED = re.compile(r"^seed: (\d+)$", re.MULTILINE)
 
 
@@ -46,6 +49,28 @@ def parse_train_log(path: Path) -> Dict:
         "epochs": epochs,
         "wall_s": (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None,
         "peak_mem_mb": float(accounting[-1][1]) if accounting else None,
+    }
+
+
+def parse_train_logs(exp: Path) -> Dict:
+    """A training resumed after a kill left its earlier segments in train.N.log (N=1 the newest of them):
+    epochs from every segment (a later segment's report of an epoch wins), wall time summed over the
+    segments, the highest peak memory. Without this, a resumed run would show only its last segment.
+    A segment that starts again at epoch 1 is a training from scratch: the segments before it are dropped."""
+    rotated = {int(m.group(1)): p for p in exp.glob("train.*.log") if (m := ROTATED_LOG.fullmatch(p.name))}
+    segments = [parse_train_log(rotated[n]) for n in sorted(rotated, reverse=True)]  # oldest first
+    segments.append(parse_train_log(exp / "train.log"))
+    restarts = [i for i, seg in enumerate(segments) if seg["epochs"] and seg["epochs"][0]["epoch"] == 1]
+    segments = segments[restarts[-1]:] if restarts else segments
+    epochs = {e["epoch"]: e for seg in segments for e in seg["epochs"]}
+    walls = [seg["wall_s"] for seg in segments if seg["wall_s"] is not None]
+    mems = [seg["peak_mem_mb"] for seg in segments if seg["peak_mem_mb"] is not None]
+    params = [seg["params"] for seg in segments if seg["params"] is not None]
+    return {
+        "params": params[-1] if params else None,
+        "epochs": [epochs[n] for n in sorted(epochs)],
+        "wall_s": sum(walls) if walls else None,
+        "peak_mem_mb": max(mems) if mems else None,
     }
 
 
@@ -74,7 +99,7 @@ def summarise(exp: Path, inference_tag: Optional[str] = None) -> Dict:
     log = exp / "train.log"
     if not log.exists():
         raise SystemExit(f"compare: {log} not found (is {exp} an experiment directory from stage 11?)")
-    info = parse_train_log(log)
+    info = parse_train_logs(exp)
     config = exp / "config.yaml"
     seed = CONFIG_SEED.search(config.read_text()) if config.exists() else None
     info.update(name=exp.name, path=str(exp), tests=decoding(exp, inference_tag),

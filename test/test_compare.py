@@ -75,3 +75,41 @@ def test_two_decodings_need_an_inference_tag(tmp_path):
         compare.main([str(exp), "--out", str(tmp_path / "cmp")])
     compare.main([str(exp), "--out", str(tmp_path / "cmp"), "--inference_tag", "decode_ctc1.0"])
     assert "| asr_mamba | 2.64M | 9.5 |" in (tmp_path / "cmp.md").read_text()
+
+
+def _log_segment(first_epoch: int, last_epoch: int, start_minute: int, minutes: int, finished: bool) -> str:
+    """A train.log of one training segment: epochs first..last, wall time `minutes`."""
+    lines = [f"[vm] 2026-11-22 07:{start_minute:02d}:00,000 (abs_task:1) INFO: start",
+             "    Total Number of model parameters: 2.64 M"]
+    for n in range(first_epoch, last_epoch + 1):
+        lines.append(f"[vm] 2026-11-22 07:{start_minute:02d}:30,000 (trainer:394) INFO: {n}epoch results: "
+                     f"[train] loss=1.0, [valid] acc={n / 100:.2f}, loss=1.0")
+    lines.append(f"[vm] 2026-11-22 07:{start_minute + minutes:02d}:00,000 (trainer:1) INFO: end")
+    if finished:
+        lines.append("# Accounting: time=60.00 max_rss_mb=900.0")
+    return "\n".join(lines) + "\n"
+
+
+def test_resumed_training_counts_every_log_segment(tmp_path):
+    """Killed after epoch 9 and resumed: ESPnet's launcher moved the first segment to train.1.log. The table
+    shows all 12 epochs and both segments' wall time (4 + 3 min), not only the resumed part."""
+    exp = make_exp(tmp_path, "asr_mamba", 12.5)
+    (exp / "train.1.log").write_text(_log_segment(1, 9, 0, 4, finished=False))
+    (exp / "train.log").write_text(_log_segment(10, 12, 10, 3, finished=True))
+    info = compare.parse_train_logs(exp)
+    assert [e["epoch"] for e in info["epochs"]] == list(range(1, 13))
+    assert info["wall_s"] == 7 * 60 and info["peak_mem_mb"] == 900.0
+    compare.main([str(exp), "--out", str(tmp_path / "cmp")])
+    assert "| asr_mamba | 2.64M | 12.5 | 12 | 7.0 min | 900 MB |" in (tmp_path / "cmp.md").read_text()
+
+
+def test_training_from_scratch_drops_older_segments(tmp_path):
+    """train.2.log is an older run; train.1.log starts again at epoch 1 (e.g. resume=false): only it and
+    train.log (its resumption) describe the model in this directory."""
+    exp = make_exp(tmp_path, "asr_mamba", 12.5)
+    (exp / "train.2.log").write_text(_log_segment(1, 12, 0, 9, finished=True))
+    (exp / "train.1.log").write_text(_log_segment(1, 5, 20, 2, finished=False))
+    (exp / "train.log").write_text(_log_segment(6, 8, 30, 1, finished=True))
+    info = compare.parse_train_logs(exp)
+    assert [e["epoch"] for e in info["epochs"]] == list(range(1, 9))
+    assert info["wall_s"] == 3 * 60
