@@ -66,6 +66,11 @@ def test_all_stages_then_rerun_is_a_no_op(tmp_path):
     redo = run_engine(recipe, "--stop-stage", "5", "--local_data_opts", "--other_options 1")
     assert redo.returncode == 0, redo.stderr[-3000:]
     assert "Stage 1: data preparation" in redo.stdout and "is complete" not in redo.stdout
+    # the finished model was trained on the old data: stage 11 refuses to resume it instead of returning it
+    stale = run_engine(recipe, "--stage", "10", "--stop-stage", "11")
+    assert stale.returncode != 0
+    assert "exp/asr_train_char holds a training (checkpoint.pth) of other data" in stale.stderr
+    assert "mv exp/asr_train_char exp/asr_train_char.old" in stale.stderr
 
 
 def test_unknown_option_and_missing_data_are_clear_errors(tmp_path):

@@ -212,6 +212,17 @@ fi
 if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
   log "Stage 11: training ${asr_config} -> ${asr_exp} (ngpu=${ngpu}, num_nodes=${num_nodes}, resume=${resume})"
   mkdir -p "${asr_exp}"
+  # what a training was started on: resuming a checkpoint of other data would end at once and hand back
+  # the old model as if it were new, so changed data is an error here, never a silent resume
+  training_data_id=$( { cat data/.stage1.done 2>/dev/null; echo;
+                        cat "${data_feats}/${train_sp}/wav.scp" "${data_feats}/${train_sp}/text" \
+                            "${data_feats}/${valid_set}/wav.scp" "${data_feats}/${valid_set}/text" \
+                            "${asr_stats_dir}/train/speech_shape" "${token_list}"; } | cksum)
+  if [ "${resume}" = true ] && [ -f "${asr_exp}/checkpoint.pth" ] && [ -f "${asr_exp}/.training_data" ] \
+     && [ "$(cat "${asr_exp}/.training_data")" != "${training_data_id}" ]; then
+    die "${asr_exp} holds a training (checkpoint.pth) of other data: data/, the token list or local/data.sh's options (--local_data_opts) changed since it started. Resuming would return the old model. Move it away (mv ${asr_exp} ${asr_exp}.old) or train into another directory (--asr_tag), then rerun from stage 11."
+  fi
+  printf '%s' "${training_data_id}" > "${asr_exp}/.training_data"
   normalize_opts=""
   case "${feats_normalize}" in
     global_mvn) normalize_opts="--normalize global_mvn --normalize_conf stats_file=${asr_stats_dir}/train/feats_stats.npz" ;;
