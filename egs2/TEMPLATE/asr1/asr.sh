@@ -213,7 +213,8 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
   log "Stage 11: training ${asr_config} -> ${asr_exp} (ngpu=${ngpu}, num_nodes=${num_nodes}, resume=${resume})"
   mkdir -p "${asr_exp}"
   # what a training was started on: resuming a checkpoint of other data would end at once and hand back
-  # the old model as if it were new, so changed data is an error here, never a silent resume
+  # the old model as if it were new, so changed data is an error here, never a silent resume. The options
+  # (data/.stage1.done) count too: they can change the audio behind the same wav.scp paths
   training_data_id=$( { cat data/.stage1.done 2>/dev/null; echo;
                         cat "${data_feats}/${train_sp}/wav.scp" "${data_feats}/${train_sp}/text" \
                             "${data_feats}/${valid_set}/wav.scp" "${data_feats}/${valid_set}/text" \
