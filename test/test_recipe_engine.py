@@ -62,6 +62,8 @@ def test_all_stages_then_rerun_is_a_no_op(tmp_path):
     assert changed.returncode == 0, changed.stderr[-3000:]
     assert "was decoded with another model or other options; decoding again" in changed.stdout
     assert len((exp / "decode_decode_valid.acc.best" / "test" / "text").read_text().splitlines()) == 4
+    # the scores belonged to the old decoding: they go with it, not stay to be read as the new one's
+    assert not (exp / "decode_decode_valid.acc.best" / "test" / "score_wer").exists()
     # new data (stage 1 with other options) makes every derived stage stale: nothing is skipped
     redo = run_engine(recipe, "--stop-stage", "5", "--local_data_opts", "--other_options 1")
     assert redo.returncode == 0, redo.stderr[-3000:]

@@ -262,6 +262,8 @@ if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
     if done_marker "${dir}" "${decoding_id}"; then log "Stage 12: ${dir} is complete, skipping"; continue; fi
     [ ! -f "${dir}/.done" ] || log "Stage 12: ${dir} was decoded with another model or other options; decoding again"
     log "Stage 12: decoding ${s} (${inference_nj} jobs) -> ${dir}"
+    # scores of an earlier decoding would otherwise outlive it and be reported until stage 13 reruns
+    rm -rf "${dir}"/score_*
     logdir=${dir}/logdir
     mkdir -p "${logdir}"
     n_utt=$(wc -l < "${data_feats}/${s}/wav.scp")
