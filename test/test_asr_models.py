@@ -183,6 +183,24 @@ def test_ctc_greedy_search():
     assert hyps[2] == ids
 
 
+def test_validation_cer_ctc_ignores_padded_frames():
+    model = build(CONFIGS / "mamba_mamba.yaml").eval()
+    assert isinstance(model, MambaASRModel)
+    lo = model.ctc.ctc_lo  # feature 0 -> <blank>, feature 1 -> "a"; an all-zero (padded) frame -> "b" by the bias
+    with torch.no_grad():
+        lo.weight.zero_(), lo.bias.zero_()
+        lo.weight[0, 0] = lo.weight[3, 1] = 10.0
+        lo.bias[4] = 1.0
+    enc = torch.zeros(2, 6, lo.in_features)
+    for b, t in [(0, 0), (0, 2), (0, 3), (0, 5), (1, 0), (1, 2)]:
+        enc[b, t, 0] = 1.0
+    enc[0, 1, 1] = enc[0, 4, 1] = enc[1, 1, 1] = 1.0      # greedy: "a a" and "a", frames 3-5 of utt 1 padded
+    enc_lens, ys, ys_lens = torch.tensor([6, 3]), torch.tensor([[3, 3], [3, -1]]), torch.tensor([2, 1])
+    assert model._calc_ctc_loss(enc, enc_lens, ys, ys_lens)[1] == 0.0
+    # ESPnet's own statistic reads "b" off the padding of utterance 1
+    assert MambaASRModel.__mro__[1]._calc_ctc_loss(model, enc, enc_lens, ys, ys_lens)[1] > 0.0
+
+
 def test_nonfinite_loss_guard(monkeypatch):
     model = build(CONFIGS / "mamba_mamba.yaml", model_conf={"ctc_weight": 0.3, "nonfinite_loss_patience": 2})
     model.train()
