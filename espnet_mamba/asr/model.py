@@ -60,9 +60,8 @@ class MambaASRModel(ESPnetASRModel):
         loss_ctc = self.ctc(encoder_out, encoder_out_lens, ys_pad, ys_pad_lens)
         cer_ctc = None
         if not self.training and self.error_calculator is not None:
-            ys_hat = self.ctc.argmax(encoder_out).data                         # batch, T
-            padded = make_pad_mask(encoder_out_lens, maxlen=ys_hat.size(1)).to(ys_hat.device)
-            ys_hat = ys_hat.masked_fill(padded, self.blank_id)
+            ys_hat = self.ctc.argmax(encoder_out)                              # batch, T
+            ys_hat = ys_hat.masked_fill(make_pad_mask(encoder_out_lens, ys_hat), self.blank_id)
             cer_ctc = self.error_calculator(ys_hat.cpu(), ys_pad.cpu(), is_ctc=True)
         return loss_ctc, cer_ctc
 
