@@ -84,6 +84,10 @@ def decoding(exp: Path, inference_tag: Optional[str] = None) -> Dict[str, Dict]:
                              f"pick one with --inference_tag")
         row = json.loads(summary.read_text())
         entry = {"wer": row["Err"], "decode": test_dir.parent.name}
+        counts = row.get("counts")  # written by our scorer; a summary without them still gives the rate
+        if counts:
+            entry["errors"] = counts["sub"] + counts["dele"] + counts["ins"]
+            entry["words"] = counts["wrd"]
         audio = test_dir / "audio_seconds"
         jobs = [ACCOUNTING.search(p.read_text(errors="replace"))
                 for p in sorted((test_dir / "logdir").glob("asr_inference.*.log"))]
@@ -137,7 +141,9 @@ def seed_groups(runs: List[Dict]) -> Dict[str, List[Dict]]:
 
 
 def markdown_seed_means(runs: List[Dict]) -> str:
-    """WER mean (min-max) over the seeds of each model; empty when no model has two runs."""
+    """WER mean (min-max) over the seeds of each model; empty when no model has two runs.
+    Where every seed's scoring has counts, the cell ends with errors/words summed over the seeds: the
+    mean rounded to one decimal cannot say on which side of a threshold (e.g. 10.0) it lies."""
     groups = seed_groups(runs)
     if all(len(g) < 2 for g in groups.values()):
         return ""
@@ -151,7 +157,11 @@ def markdown_seed_means(runs: List[Dict]) -> str:
             if len(wers) < len(group):  # a seed not decoded on t: a mean over fewer runs would mislead
                 row.append("-")
             else:
-                row.append(f"{sum(wers) / len(wers):.1f} ({min(wers):.1f}-{max(wers):.1f})")
+                spread = f"{min(wers):.1f}-{max(wers):.1f}"
+                scored = [r["tests"][t] for r in group if "errors" in r["tests"][t]]
+                if len(scored) == len(group):
+                    spread += f"; {sum(s['errors'] for s in scored)}/{sum(s['words'] for s in scored)} words"
+                row.append(f"{sum(wers) / len(wers):.1f} ({spread})")
         walls = [r["wall_s"] for r in group if r["wall_s"] is not None]
         row.append(f"{sum(walls) / len(walls) / 60:.1f} min" if len(walls) == len(group) else "-")
         lines.append("| " + " | ".join(row) + " |")
@@ -214,7 +224,7 @@ def main(argv: Optional[List[str]] = None):
     table = markdown(runs)
     means = markdown_seed_means(runs)
     if means:
-        table += "\nMean over seeds:\n\n" + means
+        table += "\nMean over seeds (min-max; errors/words summed over the seeds where scored):\n\n" + means
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.with_suffix(".md").write_text(table)
     plot(runs, a.out.with_suffix(".png"))

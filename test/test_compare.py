@@ -14,13 +14,14 @@ LOG = """[vm] 2026-11-22 06:28:05,000 (abs_task:1) INFO: start
 """
 
 
-def make_exp(root: Path, name: str, wer: float, decode: str = "decode_x") -> Path:
+def make_exp(root: Path, name: str, wer: float, decode: str = "decode_x", counts: dict = None) -> Path:
     exp = root / name
     test = exp / decode / "test"
     (test / "score_wer").mkdir(parents=True)
     (test / "logdir").mkdir()
     (exp / "train.log").write_text(LOG)
-    (test / "score_wer" / "summary.json").write_text(json.dumps({"metric": "wer", "Err": wer}))
+    summary = {"metric": "wer", "Err": wer, **({"counts": counts} if counts else {})}
+    (test / "score_wer" / "summary.json").write_text(json.dumps(summary))
     (test / "audio_seconds").write_text("100.0\n")
     (test / "logdir" / "asr_inference.1.log").write_text("# Accounting: time=20.00 max_rss_mb=500.0\n")
     (test / "logdir" / "asr_inference.2.log").write_text("# Accounting: time=30.00 max_rss_mb=700.0\n")
@@ -48,9 +49,25 @@ def test_seed_means_table(tmp_path):
     compare.main([str(e) for e in runs] + ["--out", str(tmp_path / "cmp")])
     table = (tmp_path / "cmp.md").read_text()
     assert "| asr_conmamba_word_seed1 | 2.64M | 26.9 |" in table  # every run keeps its own row
-    means = table.split("Mean over seeds:")[1]
+    means = table.split("Mean over seeds")[1]
     assert "| asr_conmamba_word | 0 1 | 22.5 (18.1-26.9) | 2.0 min |" in means
     assert "| asr_transformer_word | 0 | 40.9 (40.9-40.9) | 2.0 min |" in means
+
+
+def test_seed_means_pool_error_counts(tmp_path):
+    """10.04 and 9.96 both round to 10.0: the summed errors/words say which side of 10% the mean is on.
+    A model where one seed's summary has no counts shows no sum rather than a sum over fewer seeds."""
+    def counts(sub, dele, ins, wrd):
+        return {"wrd": wrd, "sub": sub, "dele": dele, "ins": ins}
+    runs = [make_exp(tmp_path, "asr_conmamba_word", 12.17, counts=counts(81, 1, 0, 674)),
+            make_exp(tmp_path, "asr_conmamba_word_seed1", 9.35, counts=counts(60, 2, 1, 674)),
+            make_exp(tmp_path, "asr_conmamba_word_seed2", 8.61, counts=counts(55, 3, 0, 674)),
+            make_exp(tmp_path, "asr_mamba_word", 8.0, counts=counts(50, 4, 0, 674)),
+            make_exp(tmp_path, "asr_mamba_word_seed1", 9.0)]
+    compare.main([str(e) for e in runs] + ["--out", str(tmp_path / "cmp")])
+    means = (tmp_path / "cmp.md").read_text().split("Mean over seeds")[1]
+    assert "| asr_conmamba_word | ? ? ? | 10.0 (8.6-12.2; 203/2022 words) |" in means
+    assert "| asr_mamba_word | ? ? | 8.5 (8.0-9.0) |" in means
 
 
 def test_no_seed_table_for_single_runs(tmp_path):
@@ -64,7 +81,7 @@ def test_seed_mean_needs_every_seed_decoded(tmp_path):
     b = make_exp(tmp_path, "asr_mamba_seed1", 14.0)
     (b / "decode_x" / "test" / "score_wer" / "summary.json").unlink()  # seed 1 trained, not scored yet
     compare.main([str(a), str(b), "--out", str(tmp_path / "cmp")])
-    means = (tmp_path / "cmp.md").read_text().split("Mean over seeds:")[1]
+    means = (tmp_path / "cmp.md").read_text().split("Mean over seeds")[1]
     assert "| asr_mamba | ? ? | - |" in means
 
 
