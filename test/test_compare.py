@@ -70,6 +70,16 @@ def test_seed_means_pool_error_counts(tmp_path):
     assert "| asr_mamba_word | ? ? | 8.5 (8.0-9.0) |" in means
 
 
+def test_seed_mean_from_counts_not_rounded_wers(tmp_path):
+    """56/674 and 74/674 errors are 8.31% and 10.98%, mean 9.64%; their summaries say 8.3 and 11.0,
+    whose mean 9.65 would print as 9.7. The mean must come from the counts."""
+    runs = [make_exp(tmp_path, "asr_conmamba_word", 8.3, counts={"wrd": 674, "sub": 54, "dele": 1, "ins": 1}),
+            make_exp(tmp_path, "asr_conmamba_word_seed4", 11.0, counts={"wrd": 674, "sub": 72, "dele": 1, "ins": 1})]
+    compare.main([str(e) for e in runs] + ["--out", str(tmp_path / "cmp")])
+    means = (tmp_path / "cmp.md").read_text().split("Mean over seeds")[1]
+    assert "| asr_conmamba_word | ? ? | 9.6 (8.3-11.0; 130/1348 words) |" in means
+
+
 def test_no_seed_table_for_single_runs(tmp_path):
     a, b = make_exp(tmp_path, "asr_mamba", 12.5), make_exp(tmp_path, "asr_transformer", 14.0)
     compare.main([str(a), str(b), "--out", str(tmp_path / "cmp")])
