@@ -88,6 +88,9 @@ def decoding(exp: Path, inference_tag: Optional[str] = None) -> Dict[str, Dict]:
         if counts:
             entry["errors"] = counts["sub"] + counts["dele"] + counts["ins"]
             entry["words"] = counts["wrd"]
+            # "Err" is rounded to one decimal; means over seeds of rounded rates can round the other
+            # way (8.3 and 11.0 give 9.7; 56/674 and 74/674 give 9.6), so keep the exact rate
+            entry["wer"] = 100.0 * entry["errors"] / max(entry["words"], 1)
         audio = test_dir / "audio_seconds"
         jobs = [ACCOUNTING.search(p.read_text(errors="replace"))
                 for p in sorted((test_dir / "logdir").glob("asr_inference.*.log"))]
@@ -142,10 +145,8 @@ def seed_groups(runs: List[Dict]) -> Dict[str, List[Dict]]:
 
 def markdown_seed_means(runs: List[Dict]) -> str:
     """WER mean (min-max) over the seeds of each model; empty when no model has two runs.
-    Where every seed's scoring has counts, the mean and range come from those counts (the summaries'
-    WERs are rounded to one decimal, and a mean of rounded values can round the other way: 8.3 and
-    11.0 give 9.7, 56/674 and 74/674 words give 9.6), and the cell ends with errors/words summed over
-    the seeds: the mean rounded to one decimal cannot say on which side of a threshold (e.g. 10.0) it lies."""
+    Where every seed's scoring has counts, the cell ends with errors/words summed over the seeds: the
+    mean rounded to one decimal cannot say on which side of a threshold (e.g. 10.0) it lies."""
     groups = seed_groups(runs)
     if all(len(g) < 2 for g in groups.values()):
         return ""
@@ -159,10 +160,8 @@ def markdown_seed_means(runs: List[Dict]) -> str:
             if len(wers) < len(group):  # a seed not decoded on t: a mean over fewer runs would mislead
                 row.append("-")
             else:
-                scored = [r["tests"][t] for r in group if "errors" in r["tests"][t]]
-                if len(scored) == len(group):
-                    wers = [100.0 * s["errors"] / s["words"] for s in scored]
                 spread = f"{min(wers):.1f}-{max(wers):.1f}"
+                scored = [r["tests"][t] for r in group if "errors" in r["tests"][t]]
                 if len(scored) == len(group):
                     spread += f"; {sum(s['errors'] for s in scored)}/{sum(s['words'] for s in scored)} words"
                 row.append(f"{sum(wers) / len(wers):.1f} ({spread})")
