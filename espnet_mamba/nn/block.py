@@ -22,6 +22,15 @@ def build_mixer(d_model: int, bidirectional: str = "none", share_input_projectio
                               share_input_projection=share_input_projection, **mamba_kwargs)
 
 
+def norm_in_weight_dtype(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """norm(x) with x cast to the norm's weight dtype (a residual stream kept in fp32 meets
+    a norm converted to fp16/bf16/fp64); a norm without weight takes x as it is."""
+    weight = getattr(norm, "weight", None)
+    if isinstance(weight, torch.Tensor) and x.dtype != weight.dtype:
+        x = x.to(weight.dtype)
+    return norm(x)
+
+
 class MambaBlock(nn.Module):
     """RMSNorm -> mixer -> dropout -> residual add.
 
@@ -30,8 +39,12 @@ class MambaBlock(nn.Module):
         mixer: a module mapping (x, lengths) -> same shape (Mamba or BidirectionalMamba).
         norm_eps: RMSNorm epsilon.
         dropout_rate: dropout on the mixer output.
-        residual_in_fp32: keep the residual stream in fp32 under mixed precision
-            (the block then returns fp32).
+        residual_in_fp32: keep the residual stream in at least fp32 (fp16/bf16 inputs
+            are promoted, fp64 stays fp64); the block then returns that dtype.
+
+    The norm reads the residual stream cast to the norm weight's dtype (as
+    mamba-ssm's Block does), so an fp32 residual from the previous block feeds
+    a model converted to fp16 or fp64 (``asr_inference --dtype``).
     """
 
     def __init__(self, d_model: int, mixer: nn.Module, norm_eps: float = 1e-5,
@@ -43,7 +56,8 @@ class MambaBlock(nn.Module):
         self.residual_in_fp32 = residual_in_fp32
 
     def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
-        out = self.dropout(self.mixer(self.norm(x), lengths))
+        out = self.dropout(self.mixer(norm_in_weight_dtype(self.norm, x), lengths))
         if self.residual_in_fp32:
-            return x.float() + out.float()
+            wide = torch.promote_types(x.dtype, torch.float32)
+            return x.to(wide) + out.to(wide)
         return x + out.to(x.dtype)

@@ -17,6 +17,18 @@ from espnet_mamba.nn.lengths import check_lengths, valid_mask
 from espnet_mamba.ops import causal_conv1d, causal_conv1d_step, selective_scan, selective_state_step
 
 
+def linear_parameters(linear: nn.Module) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """(weight, bias) of a Linear as float tensors, also after ``torch.ao.quantization.quantize_dynamic``
+    (ESPnet's ``--quantize_asr_model``) has replaced it: there ``weight()`` and ``bias()`` are
+    methods and the weight is int8, so it is dequantized (the rounding stays)."""
+    weight, bias = linear.weight, linear.bias
+    if callable(weight):
+        weight = weight().dequantize()
+    if callable(bias):
+        bias = bias()
+    return weight, bias
+
+
 class MambaState(NamedTuple):
     """Recurrent state of one Mamba mixer, as in mamba-ssm's inference cache."""
     conv: torch.Tensor  # (batch, d_inner, d_conv): the d_conv most recent conv inputs
@@ -94,7 +106,7 @@ class Mamba(nn.Module):
         """x (batch, d_inner, L) -> delta (batch, d_inner, L), B, C (batch, N, L)."""
         x_dbl = self.x_proj(x.transpose(1, 2))                              # batch, L, R+2N
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        delta = (dt @ self.dt_proj.weight.t()).transpose(1, 2)              # batch, d_inner, L
+        delta = F.linear(dt, linear_parameters(self.dt_proj)[0]).transpose(1, 2)  # batch, d_inner, L
         return delta, B.transpose(1, 2), C.transpose(1, 2)
 
     def forward(self, hidden: torch.Tensor, lengths: Optional[torch.Tensor] = None,
@@ -121,14 +133,15 @@ class Mamba(nn.Module):
                                  initial_state=conv_history, return_final_state=False)
         delta, B, C = self._ssm_inputs(conv_out)
         A = -torch.exp(self.A_log.float())
-        delta_bias = self.dt_proj.bias.float()
+        delta_bias = linear_parameters(self.dt_proj)[1].float()
         if return_state and lengths is not None:
             # softplus(-1e4 + bias) == 0: a zero step keeps the state exactly (decay 1, input 0)
             delta = delta.masked_fill(~mask, -1e4)
-        y, last = selective_scan(conv_out, delta, A, B, C, self.D.float(), z=z,
+        scanned = selective_scan(conv_out, delta, A, B, C, self.D.float(), z=z,
                                  delta_bias=delta_bias, delta_softplus=True,
                                  initial_state=None if initial_state is None else initial_state.ssm,
-                                 return_last_state=True)
+                                 return_last_state=return_state)
+        y, last = scanned if return_state else (scanned, None)
         out = self.out_proj(y.transpose(1, 2))
         if lengths is not None:
             out = out * valid_mask(lengths, length)[:, :, None].to(out.dtype)
@@ -146,28 +159,45 @@ class Mamba(nn.Module):
         index = ends[:, None] + torch.arange(self.d_conv, device=x.device)[None, :]  # batch, W
         return torch.gather(full, 2, index[:, None, :].expand(batch, d_inner, self.d_conv))
 
+    def compute_dtype(self, device: torch.device) -> torch.dtype:
+        """The dtype in_proj's output (the conv input) has on ``device``: the autocast dtype
+        while autocast is on there, else the weights' (fp32 for a dynamically quantized in_proj)."""
+        weight = linear_parameters(self.in_proj)[0]
+        if (weight.dtype != torch.float64 and weight.is_floating_point()
+                and torch.is_autocast_enabled(device.type)):
+            return torch.get_autocast_dtype(device.type)
+        return weight.dtype
+
     def allocate_state(self, batch: int, device=None, dtype=None) -> MambaState:
-        """Zero state for ``step``: conv state in the weights' dtype, SSM state in fp32."""
-        device = device or self.in_proj.weight.device
-        dtype = dtype or self.in_proj.weight.dtype
+        """Zero state for ``step``. The conv state holds conv inputs, so it takes the dtype
+        they will have (``dtype``, or by default :meth:`compute_dtype`); the SSM state is
+        fp32 (fp64 for a model in fp64)."""
+        device = torch.device(device) if device is not None else self.A_log.device
+        dtype = dtype or self.compute_dtype(device)
+        ssm_dtype = torch.promote_types(self.A_log.dtype, torch.float32)
         return MambaState(torch.zeros(batch, self.d_inner, self.d_conv, device=device, dtype=dtype),
-                          torch.zeros(batch, self.d_inner, self.d_state, device=device,
-                                      dtype=torch.float32))
+                          torch.zeros(batch, self.d_inner, self.d_state, device=device, dtype=ssm_dtype))
 
     def step(self, hidden_t: torch.Tensor, state: MambaState) -> Tuple[torch.Tensor, MambaState]:
         """One token: hidden_t (batch, d_model) -> (batch, d_model). O(1) in the prefix length.
 
-        The state is updated in place and also returned.
+        The state is updated in place and also returned; use the returned one: a conv
+        state whose dtype differs from the conv input's (a state allocated outside
+        autocast, used under it) is replaced by a converted copy, as the CUDA update
+        kernel needs one dtype for both.
         """
         if hidden_t.dim() != 2 or hidden_t.shape[-1] != self.d_model:
             raise ValueError(f"Mamba.step: argument 'hidden_t' must be (batch, d_model={self.d_model}), "
                              f"got {tuple(hidden_t.shape)}")
         x, z = self.in_proj(hidden_t).chunk(2, dim=-1)                      # batch, d_inner
+        if state.conv.dtype != x.dtype:
+            state = MambaState(state.conv.to(x.dtype), state.ssm)
         x = causal_conv1d_step(x, state.conv, self._conv_weight(), self.conv1d.bias, self.activation)
         x_dbl = self.x_proj(x)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        delta = dt @ self.dt_proj.weight.t()
+        dt_weight, dt_bias = linear_parameters(self.dt_proj)
+        delta = F.linear(dt, dt_weight)
         y, _ = selective_state_step(state.ssm, x, delta, -torch.exp(self.A_log.float()), B, C,
-                                    self.D.float(), z_t=z, delta_bias=self.dt_proj.bias.float(),
+                                    self.D.float(), z_t=z, delta_bias=dt_bias.float(),
                                     delta_softplus=True)
         return self.out_proj(y), state

@@ -29,8 +29,15 @@ from espnet_mamba.nn import Mamba, MambaState
 
 
 def project_memory(attn: MultiHeadedAttention, memory: torch.Tensor):
-    """Encoder output (batch, T, d) -> keys, values (batch, heads, T, d_k) of ESPnet's attention."""
+    """Encoder output (batch, T, d) -> keys, values (batch, heads, T, d_k) of ESPnet's attention.
+
+    An encoder output in another float dtype than the decoder's (fp16 encoder, fp32
+    decoder) is cast to the decoder's; under autocast the projections cast it anyway.
+    """
     batch = memory.size(0)
+    weight = attn.linear_k.weight
+    if isinstance(weight, torch.Tensor) and weight.is_floating_point() and memory.dtype != weight.dtype:
+        memory = memory.to(weight.dtype)
     k = attn.linear_k(memory).view(batch, -1, attn.h, attn.d_k).transpose(1, 2)
     v = attn.linear_v(memory).view(batch, -1, attn.h, attn.d_k).transpose(1, 2)
     return attn.k_norm(k), v
@@ -45,10 +52,28 @@ def attend(attn: MultiHeadedAttention, query: torch.Tensor, keys: torch.Tensor, 
     return attn.forward_attention(values, scores, mask)
 
 
+class EncoderMemory(NamedTuple):
+    """Encoder keys/values of every layer and the encoder output (T, d) they were projected from."""
+    source: torch.Tensor
+    kv: List[Tuple[torch.Tensor, torch.Tensor]]  # per layer, (1, heads, T, d_k) each
+
+
+def _tensor_key(t: torch.Tensor):
+    """Identifies a tensor's data: storage address, layout, dtype, device and in-place version.
+
+    Equal keys mean equal data as long as a reference to one of the tensors is held (the
+    address cannot be reused meanwhile); ``_version`` changes on every in-place write.
+    """
+    return (t.data_ptr(), tuple(t.shape), t.stride(), t.dtype, t.device, t._version)
+
+
 class DecoderState(NamedTuple):
-    """One hypothesis: per-layer Mamba state (no batch dim) + shared encoder keys/values."""
+    """One hypothesis: per-layer Mamba state (no batch dim), the encoder keys/values it
+    attends to (shared by all hypotheses of an utterance) and how many of its tokens the
+    Mamba state has consumed."""
     layers: List[MambaState]
-    memory: List[Tuple[torch.Tensor, torch.Tensor]]  # (1, heads, T, d_k) each, shared by all hyps
+    memory: EncoderMemory
+    consumed: int = 0
 
 
 class MambaDecoderLayer(torch.nn.Module):
@@ -129,44 +154,88 @@ class MambaDecoder(AbsDecoder, BatchScorerInterface):
 
     # ---- beam search (ESPnet BatchScorerInterface) ----
 
+    def _memory(self, x: torch.Tensor) -> EncoderMemory:
+        """Project one utterance's encoder output x (T, d) to every layer's keys/values."""
+        return EncoderMemory(x, [project_memory(layer.src_attn, x.unsqueeze(0)) for layer in self.decoders])
+
     def init_state(self, x: torch.Tensor) -> DecoderState:
-        """x (T, d): project the encoder output once; empty recurrent state."""
-        memory = [project_memory(layer.src_attn, x.unsqueeze(0)) for layer in self.decoders]
+        """x (T, d): project the encoder output once; empty recurrent state.
+
+        The conv state takes the dtype the mixers will compute in (the decoder's own
+        dtype, or the autocast dtype when autocast is on), not the encoder output's.
+        """
         layers = []
         for layer in self.decoders:
-            state = layer.mixer.allocate_state(1, device=x.device, dtype=x.dtype)
+            state = layer.mixer.allocate_state(1, device=x.device)
             layers.append(MambaState(state.conv[0], state.ssm[0]))
-        return DecoderState(layers, memory)
+        return DecoderState(layers, self._memory(x), 0)
 
     def batch_init_state(self, x: torch.Tensor) -> DecoderState:
         return self.init_state(x)
 
-    def score(self, ys: torch.Tensor, state: DecoderState, x: torch.Tensor):
-        logp, states = self.batch_score(ys.unsqueeze(0), [state], x.unsqueeze(0))
-        return logp.squeeze(0), states[0]
+    def score(self, ys: torch.Tensor, state: DecoderState, x: torch.Tensor, return_hs: bool = False):
+        """ESPnet's ScorerInterface: ys (prefix,), x (T, d) -> logp (vocab,)[, hidden (d,)], state."""
+        out, states = self.batch_score(ys.unsqueeze(0), [state], x.unsqueeze(0), return_hs=return_hs)
+        if return_hs:
+            logp, hidden = out
+            return logp.squeeze(0), hidden.squeeze(0), states[0]
+        return out.squeeze(0), states[0]
+
+    def _memories_for(self, states: List[DecoderState], xs: torch.Tensor) -> List[EncoderMemory]:
+        """The keys/values each hypothesis attends to: from xs[i], reusing a state's cached
+        projection while xs[i] is the tensor it was computed from, projecting anew when it
+        is not (ESPnet's BatchBeamSearchOnline passes a longer encoder output as blocks
+        arrive). Rows that are the same tensor (``x.expand(n, ...)``) are projected once."""
+        cached = {_tensor_key(s.memory.source): s.memory for s in states}
+        memories = []
+        for i in range(xs.size(0)):
+            key = _tensor_key(xs[i])
+            if key not in cached:
+                cached[key] = self._memory(xs[i])
+            memories.append(cached[key])
+        return memories
 
     def batch_score(self, ys: torch.Tensor, states: List[Any], xs: torch.Tensor,
                     return_hs: bool = False):
-        """Score the next token of each hypothesis: only ys[:, -1] is fed, the state holds the rest.
+        """Score the next token of each hypothesis.
 
-        ys (n, prefix); states: one DecoderState per hypothesis; xs (n, T, d).
-        Returns log-probabilities (n, vocab) and the new per-hypothesis states
-        (fresh tensors: hypotheses that share a parent never share a state).
+        ys (n, prefix); states: one DecoderState per hypothesis; xs (n, T, d), the
+        encoder output each hypothesis attends to. The tokens of ys that a state has not
+        consumed yet are fed through it, so the first call feeds a whole ``hyp_primer``
+        and every later call one token. Returns log-probabilities (n, vocab) (with
+        ``return_hs`` also the final hidden states (n, d)) and the new per-hypothesis
+        states (fresh tensors: hypotheses that share a parent never share a state).
         """
-        n = ys.size(0)
-        memory = states[0].memory
-        x = self.embed(ys[:, -1])
-        new_layer_states = []
-        for index, layer in enumerate(self.decoders):
-            stacked = MambaState(torch.stack([s.layers[index].conv for s in states]),
-                                 torch.stack([s.layers[index].ssm for s in states]))
-            keys, values = memory[index]
-            x, stacked = layer.step(x, stacked, (keys.expand(n, -1, -1, -1),
-                                                 values.expand(n, -1, -1, -1)), None)
-            new_layer_states.append(stacked)
+        n, prefix = ys.shape
+        if len(states) != n or xs.size(0) != n:
+            raise ValueError(f"MambaDecoder.batch_score: {n} hypotheses in ys but {len(states)} "
+                             f"states and {xs.size(0)} encoder outputs in xs")
+        consumed = {s.consumed for s in states}
+        if len(consumed) != 1:
+            raise ValueError(f"MambaDecoder.batch_score: the hypotheses' states have consumed "
+                             f"different numbers of tokens ({sorted(consumed)}); batch only "
+                             f"hypotheses of one length, as ESPnet's BatchBeamSearch does")
+        start = consumed.pop()
+        if start >= prefix:
+            raise ValueError(f"MambaDecoder.batch_score: the states have consumed {start} tokens "
+                             f"but ys has only {prefix}; pass the state returned for this prefix's "
+                             f"parent, not for the prefix itself")
+        memories = self._memories_for(states, xs)
+        if all(m is memories[0] for m in memories):
+            memory_kv = [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in memories[0].kv]
+        else:
+            memory_kv = [(torch.cat([m.kv[i][0] for m in memories]), torch.cat([m.kv[i][1] for m in memories]))
+                         for i in range(len(self.decoders))]
+        layer_states = [MambaState(torch.stack([s.layers[index].conv for s in states]),
+                                   torch.stack([s.layers[index].ssm for s in states]))
+                        for index in range(len(self.decoders))]
+        for t in range(start, prefix):
+            x = self.embed(ys[:, t])
+            for index, layer in enumerate(self.decoders):
+                x, layer_states[index] = layer.step(x, layer_states[index], memory_kv[index], None)
         hidden = self.after_norm(x)
         logp = torch.log_softmax(self.output_layer(hidden), dim=-1)
-        new_states = [DecoderState([MambaState(s.conv[i], s.ssm[i]) for s in new_layer_states], memory)
+        new_states = [DecoderState([MambaState(s.conv[i], s.ssm[i]) for s in layer_states], memories[i], prefix)
                       for i in range(n)]
         if return_hs:
             return (logp, hidden), new_states

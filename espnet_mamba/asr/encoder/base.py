@@ -16,6 +16,7 @@ from espnet_mamba.asr.espnet_compat import (
     check_short_utt,
     make_pad_mask,
 )
+from espnet_mamba.nn.block import norm_in_weight_dtype
 
 SUBSAMPLING = {
     "conv2d": Conv2dSubsampling,    # 4x
@@ -106,28 +107,37 @@ class MambaEncoderBase(AbsEncoder):
                 ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         """xs_pad (batch, T, input_size), ilens (batch,) -> (batch, T', output_size), olens, None.
 
-        With interctc_layer_idx set, the first element is (output, [(layer, hidden), ...]),
-        as ESPnet's conformer returns it.
+        The first element is a tuple (output, list) in two cases, never mixed:
+
+        * ``return_all_hs``: (output, [hidden after layer 1, ..., after layer N]), plain
+          tensors before the final norm (what ESPnet's SSL and S2ST models read, and what
+          ESPnet's encoders return without intermediate CTC);
+        * otherwise, with interctc_layer_idx set: (output, [(layer, normed hidden), ...]),
+          as ESPnet's conformer returns it for intermediate CTC.
+
+        Self-conditioning (interctc_use_conditioning) is applied in both cases, so
+        ``return_all_hs`` never changes the output.
         """
         xs, lengths = self._subsample(xs_pad, ilens)
         lengths = lengths.to(xs.device)
         pad = make_pad_mask(lengths, maxlen=xs.size(1)).to(xs.device)[:, :, None]
         xs = xs.masked_fill(pad, 0.0)
-        intermediate = []
+        all_hidden, interctc = [], []
         for index, layer in enumerate(self.encoders, start=1):
             xs = layer(xs, lengths)
             if return_all_hs:
-                intermediate.append(xs)
+                all_hidden.append(xs)
             if index in self.interctc_layer_idx:
-                hidden = self.after_norm(xs)
-                intermediate.append((index, hidden))
+                hidden = norm_in_weight_dtype(self.after_norm, xs)
+                interctc.append((index, hidden))
                 if self.interctc_use_conditioning:
                     if ctc is None or self.conditioning_layer is None:
                         raise ValueError("encoder_conf: interctc_use_conditioning needs the model "
                                          "to pass its CTC (use ESPnet's ASR model with interctc_weight > 0)")
                     xs = xs + self.conditioning_layer(ctc.softmax(hidden))
                     xs = xs.masked_fill(pad, 0.0)
-        xs = self.after_norm(xs).masked_fill(pad, 0.0)
+        xs = norm_in_weight_dtype(self.after_norm, xs).masked_fill(pad, 0.0)
+        intermediate = all_hidden if return_all_hs else interctc
         if intermediate:
             return (xs, intermediate), lengths, None
         return xs, lengths, None

@@ -85,7 +85,8 @@ class ConMambaEncoder(MambaEncoderBase):
         share_input_projection: one in_proj for both directions.
         dropout_rate: dropout on every residual branch and the input layer.
         input_layer: ESPnet subsampling: "conv2d", "conv2d1", "conv2d2",
-            "conv2d6", "conv2d8", "linear" or "none".
+            "conv2d6", "conv2d8", "linear" or "none"/null
+            (no input layer: input_size must equal output_size).
         macaron_style: two half-step feed-forward modules around the mixer.
         use_cnn_module: ESPnet's conformer convolution module after the mixer.
         cnn_module_kernel: its depthwise kernel size (odd).
@@ -99,7 +100,7 @@ class ConMambaEncoder(MambaEncoderBase):
     def __init__(self, input_size: int, output_size: int = 256, linear_units: int = 1024,
                  num_blocks: int = 12, d_state: int = 16, d_conv: int = 4, expand: int = 2,
                  bidirectional: str = "add", share_input_projection: bool = False,
-                 dropout_rate: float = 0.1, input_layer: str = "conv2d", macaron_style: bool = True,
+                 dropout_rate: float = 0.1, input_layer: Optional[str] = "conv2d", macaron_style: bool = True,
                  use_cnn_module: bool = True, cnn_module_kernel: int = 31,
                  activation_type: str = "swish", interctc_layer_idx: List[int] = [],  # noqa: B006
                  interctc_use_conditioning: bool = False):

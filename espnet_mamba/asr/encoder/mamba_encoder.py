@@ -1,6 +1,6 @@
 """encoder: mamba -- ESPnet input layer, N pre-norm Mamba blocks, final RMSNorm."""
 
-from typing import List
+from typing import List, Optional
 
 import torch
 from typeguard import typechecked
@@ -27,7 +27,8 @@ class MambaEncoder(MambaEncoderBase):
         share_input_projection: with bidirectional, one in_proj for both directions.
         dropout_rate: dropout on each block's output and in the input layer.
         input_layer: "conv2d" (4x subsampling), "conv2d1", "conv2d2", "conv2d6",
-            "conv2d8", "linear" or "none" (ESPnet's own subsampling modules).
+            "conv2d8", "linear" (ESPnet's own subsampling modules), or "none"/null
+            (no input layer: input_size must equal output_size).
         norm_eps: RMSNorm epsilon.
         residual_in_fp32: keep the residual stream in fp32 under mixed precision.
         interctc_layer_idx: 1-based layers whose output feeds intermediate CTC.
@@ -39,7 +40,7 @@ class MambaEncoder(MambaEncoderBase):
     def __init__(self, input_size: int, output_size: int = 256, num_blocks: int = 12,
                  d_state: int = 16, d_conv: int = 4, expand: int = 2,
                  bidirectional: str = "none", share_input_projection: bool = False,
-                 dropout_rate: float = 0.1, input_layer: str = "conv2d", norm_eps: float = 1e-5,
+                 dropout_rate: float = 0.1, input_layer: Optional[str] = "conv2d", norm_eps: float = 1e-5,
                  residual_in_fp32: bool = True, interctc_layer_idx: List[int] = [],  # noqa: B006
                  interctc_use_conditioning: bool = False):
         super().__init__(output_size, interctc_layer_idx, interctc_use_conditioning, num_blocks)
