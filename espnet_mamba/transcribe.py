@@ -245,6 +245,7 @@ class Transcriber:
         self.report = report
         self._said = set()
         self._min_samples = None
+        self._frame_shift = None
         token_type = getattr(self.s2t.asr_train_args, "token_type", None)
         self._word_tokens = token_type == "word"
 
@@ -285,6 +286,15 @@ class Transcriber:
             self._min_samples = lo
         return self._min_samples
 
+    def frame_shift(self) -> float:
+        """Seconds between encoder frames (front-end hop times subsampling), measured once."""
+        if self._frame_shift is None:
+            n1, n2 = 2 * self.fs, 10 * self.fs
+            l1 = self._encode(np.zeros(n1, dtype=np.float32)).shape[0]
+            l2 = self._encode(np.zeros(n2, dtype=np.float32)).shape[0]
+            self._frame_shift = (n2 - n1) / self.fs / max(l2 - l1, 1)
+        return self._frame_shift
+
     def _decode_enc(self, enc) -> Tuple[str, List[int], List[str]]:
         import torch
 
@@ -299,7 +309,7 @@ class Transcriber:
         tok = self.s2t.tokenizer
         return tok.tokens2text(tokens) if tok is not None else "".join(tokens)
 
-    def _words(self, enc, token_int, tokens, offset: float, seconds: float) -> Optional[List[Word]]:
+    def _words(self, enc, token_int, tokens, offset: float) -> Optional[List[Word]]:
         import torch
 
         if enc.shape[0] == 0:
@@ -307,7 +317,7 @@ class Transcriber:
         with torch.no_grad():
             lp = self.model.ctc.log_softmax(enc.unsqueeze(0))[0].float().cpu()
         words = ctc_word_times(lp, token_int, tokens, self._detokenize, blank=self.model.blank_id,
-                               frame_seconds=seconds / enc.shape[0], offset=offset,
+                               frame_seconds=self.frame_shift(), offset=offset,
                                each_token_a_word=self._word_tokens)
         return None if words is None else [Word(w, round(s, 3), round(e, 3)) for w, s, e in words]
 
@@ -324,7 +334,7 @@ class Transcriber:
             enc = self._encode(samples)
             text, token_int, tokens = self._decode_enc(enc)
             result.segments = [Segment(0.0, round(duration, 3), text,
-                                       self._words(enc, token_int, tokens, 0.0, duration))]
+                                       self._words(enc, token_int, tokens, 0.0))]
         else:
             result.segments = self._long_form(samples, name)
         result.text = " ".join(s.text for s in result.segments if s.text)
@@ -335,6 +345,7 @@ class Transcriber:
         import torch
 
         n = len(samples)
+        shift = self.frame_shift() * self.fs
         plan = window_plan(n, int(self.window_s * self.fs), int(self.window_overlap_s * self.fs))
         times, blank, encs = [], [], []
         for w in plan:
@@ -342,7 +353,7 @@ class Transcriber:
             L = enc.shape[0]
             if L == 0:
                 continue
-            centre = w.start + (np.arange(L) + 0.5) * (w.end - w.start) / L
+            centre = w.start + (np.arange(L) + 0.5) * shift
             keep = (centre >= w.keep_start) & (centre < w.keep_end)
             with torch.no_grad():
                 best = self.model.ctc.argmax(enc.unsqueeze(0))[0].cpu().numpy()
@@ -356,7 +367,7 @@ class Transcriber:
     def _long_form(self, samples: np.ndarray, name: str) -> List[Segment]:
         times, is_blank, enc_all = self._first_pass(samples)
         duration = len(samples) / self.fs
-        frame_s = duration / max(len(times), 1)
+        frame_s = self.frame_shift()
         pieces = split_at_pauses(is_blank, max(1, int(self.max_segment_s / frame_s)),
                                  max(1, int(round(self.pause_s / frame_s))))
         bounds = [0.0] + [float((times[a - 1] + times[a]) / 2) for a, _ in pieces[1:]] + [duration]
@@ -383,7 +394,7 @@ class Transcriber:
                 enc = enc_all[a:b]
             text, token_int, tokens = self._decode_enc(enc)
             segments.append(Segment(round(t0, 3), round(t1, 3), text,
-                                    self._words(enc, token_int, tokens, t0, t1 - t0)))
+                                    self._words(enc, token_int, tokens, t0)))
         return segments
 
     def transcribe_file(self, path: Union[str, Path]) -> Result:
