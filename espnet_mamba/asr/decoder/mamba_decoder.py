@@ -53,8 +53,10 @@ def attend(attn: MultiHeadedAttention, query: torch.Tensor, keys: torch.Tensor, 
 
 
 class EncoderMemory(NamedTuple):
-    """Encoder keys/values of every layer and the encoder output (T, d) they were projected from."""
+    """Encoder keys/values of every layer, the encoder output (T, d) they were projected
+    from (held, so that its storage is not reused) and that tensor's key at the time."""
     source: torch.Tensor
+    key: tuple
     kv: List[Tuple[torch.Tensor, torch.Tensor]]  # per layer, (1, heads, T, d_k) each
 
 
@@ -156,7 +158,8 @@ class MambaDecoder(AbsDecoder, BatchScorerInterface):
 
     def _memory(self, x: torch.Tensor) -> EncoderMemory:
         """Project one utterance's encoder output x (T, d) to every layer's keys/values."""
-        return EncoderMemory(x, [project_memory(layer.src_attn, x.unsqueeze(0)) for layer in self.decoders])
+        return EncoderMemory(x, _tensor_key(x),
+                             [project_memory(layer.src_attn, x.unsqueeze(0)) for layer in self.decoders])
 
     def init_state(self, x: torch.Tensor) -> DecoderState:
         """x (T, d): project the encoder output once; empty recurrent state.
@@ -164,11 +167,14 @@ class MambaDecoder(AbsDecoder, BatchScorerInterface):
         The conv state takes the dtype the mixers will compute in (the decoder's own
         dtype, or the autocast dtype when autocast is on), not the encoder output's.
         """
-        layers = []
+        return DecoderState(self._empty_layer_states(x.device), self._memory(x), 0)
+
+    def _empty_layer_states(self, device) -> List[MambaState]:
+        states = []
         for layer in self.decoders:
-            state = layer.mixer.allocate_state(1, device=x.device)
-            layers.append(MambaState(state.conv[0], state.ssm[0]))
-        return DecoderState(layers, self._memory(x), 0)
+            state = layer.mixer.allocate_state(1, device=device)
+            states.append(MambaState(state.conv[0], state.ssm[0]))
+        return states
 
     def batch_init_state(self, x: torch.Tensor) -> DecoderState:
         return self.init_state(x)
@@ -186,7 +192,7 @@ class MambaDecoder(AbsDecoder, BatchScorerInterface):
         projection while xs[i] is the tensor it was computed from, projecting anew when it
         is not (ESPnet's BatchBeamSearchOnline passes a longer encoder output as blocks
         arrive). Rows that are the same tensor (``x.expand(n, ...)``) are projected once."""
-        cached = {_tensor_key(s.memory.source): s.memory for s in states}
+        cached = {s.memory.key: s.memory for s in states if s.memory is not None}
         memories = []
         for i in range(xs.size(0)):
             key = _tensor_key(xs[i])
@@ -199,33 +205,37 @@ class MambaDecoder(AbsDecoder, BatchScorerInterface):
                     return_hs: bool = False):
         """Score the next token of each hypothesis.
 
-        ys (n, prefix); states: one DecoderState per hypothesis; xs (n, T, d), the
-        encoder output each hypothesis attends to. The tokens of ys that a state has not
-        consumed yet are fed through it, so the first call feeds a whole ``hyp_primer``
-        and every later call one token. Returns log-probabilities (n, vocab) (with
-        ``return_hs`` also the final hidden states (n, d)) and the new per-hypothesis
-        states (fresh tensors: hypotheses that share a parent never share a state).
+        ys (n, prefix); states: one DecoderState per hypothesis, or None for an empty
+        one; xs (n, T, d), the encoder output each hypothesis attends to. The tokens of ys
+        that a state has not consumed yet are fed through it, so the first call feeds a
+        whole ``hyp_primer`` and every later call one token. States that have consumed
+        unequal numbers of tokens, or as many as ys has or more, are restarted and the
+        whole prefix is fed (ESPnet's online search resets states to None or cuts tokens
+        off a hypothesis). Returns
+        log-probabilities (n, vocab) (with ``return_hs`` also the final hidden states
+        (n, d)) and the new per-hypothesis states (fresh tensors: hypotheses that share a
+        parent never share a state).
         """
         n, prefix = ys.shape
         if len(states) != n or xs.size(0) != n:
             raise ValueError(f"MambaDecoder.batch_score: {n} hypotheses in ys but {len(states)} "
                              f"states and {xs.size(0)} encoder outputs in xs")
-        consumed = {s.consumed for s in states}
-        if len(consumed) != 1:
-            raise ValueError(f"MambaDecoder.batch_score: the hypotheses' states have consumed "
-                             f"different numbers of tokens ({sorted(consumed)}); batch only "
-                             f"hypotheses of one length, as ESPnet's BatchBeamSearch does")
-        start = consumed.pop()
+        consumed = {0 if s is None else s.consumed for s in states}
+        start = consumed.pop() if len(consumed) == 1 else prefix
         if start >= prefix:
-            raise ValueError(f"MambaDecoder.batch_score: the states have consumed {start} tokens "
-                             f"but ys has only {prefix}; pass the state returned for this prefix's "
-                             f"parent, not for the prefix itself")
+            # states of unequal progress, or ahead of ys (ESPnet's online search can cut
+            # tokens off a hypothesis and keep its state): a Mamba state cannot rewind,
+            # so feed the whole prefix through fresh states
+            start = 0
+            states = [None] * n
+        states = [DecoderState(self._empty_layer_states(xs.device), None, 0) if s is None else s
+                  for s in states]
         memories = self._memories_for(states, xs)
         if all(m is memories[0] for m in memories):
             memory_kv = [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in memories[0].kv]
         else:
-            memory_kv = [(torch.cat([m.kv[i][0] for m in memories]), torch.cat([m.kv[i][1] for m in memories]))
-                         for i in range(len(self.decoders))]
+            memory_kv = [(torch.cat([m.kv[i][0] for m in memories]),
+                          torch.cat([m.kv[i][1] for m in memories])) for i in range(len(self.decoders))]
         layer_states = [MambaState(torch.stack([s.layers[index].conv for s in states]),
                                    torch.stack([s.layers[index].ssm for s in states]))
                         for index in range(len(self.decoders))]
@@ -235,8 +245,8 @@ class MambaDecoder(AbsDecoder, BatchScorerInterface):
                 x, layer_states[index] = layer.step(x, layer_states[index], memory_kv[index], None)
         hidden = self.after_norm(x)
         logp = torch.log_softmax(self.output_layer(hidden), dim=-1)
-        new_states = [DecoderState([MambaState(s.conv[i], s.ssm[i]) for s in layer_states], memories[i], prefix)
-                      for i in range(n)]
+        new_states = [DecoderState([MambaState(s.conv[i], s.ssm[i]) for s in layer_states],
+                                   memories[i], prefix) for i in range(n)]
         if return_hs:
             return (logp, hidden), new_states
         return logp, new_states
