@@ -5,6 +5,13 @@ import torch.nn.functional as F
 from espnet_mamba.ops import causal_conv1d, causal_conv1d_step
 
 
+@pytest.fixture(autouse=True, params=["torch", "cpu"])
+def backend(request, monkeypatch):
+    """Every test here runs on the PyTorch path and on the compiled CPU kernels."""
+    monkeypatch.setenv("ESPNET_MAMBA_BACKEND", request.param)
+    return request.param
+
+
 def direct_conv(x, weight, bias, history=None):
     """y[t] = sum_k w[k] * x[t - (W-1) + k], reading `history` before t=0."""
     batch, dim, length = x.shape

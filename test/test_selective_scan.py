@@ -8,6 +8,13 @@ from espnet_mamba.ops import selective_scan, selective_state_step
 from espnet_mamba.ops.selective_scan_torch import LOG_DECAY_FLOOR
 
 
+@pytest.fixture(autouse=True, params=["torch", "cpu"])
+def backend(request, monkeypatch):
+    """Every test here runs on the PyTorch path and on the compiled CPU kernels."""
+    monkeypatch.setenv("ESPNET_MAMBA_BACKEND", request.param)
+    return request.param
+
+
 def sequential_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                     initial_state=None):
     """Obviously-correct reference: one time step at a time, float64."""

@@ -1,12 +1,15 @@
-"""Which implementation runs: the mamba-ssm / causal-conv1d CUDA kernels or PyTorch.
+"""Which implementation runs: CUDA kernels, compiled CPU kernels, or PyTorch.
 
 One dispatch point for every op in this package. The choice is
 
-* ``ESPNET_MAMBA_BACKEND=torch``: always the pure-PyTorch path;
-* ``ESPNET_MAMBA_BACKEND=cuda``: the kernels; an error if they are missing or
-  the tensors are not on a GPU (use it to make sure a GPU run is really fast);
-* unset or ``auto``: the kernels when they import and the tensors are on CUDA,
-  PyTorch otherwise.
+* ``ESPNET_MAMBA_BACKEND=torch``: always the pure-PyTorch path (the reference);
+* ``ESPNET_MAMBA_BACKEND=cuda``: the mamba-ssm / causal-conv1d kernels; an
+  error if they are missing or the tensors are not on a GPU (use it to make
+  sure a GPU run is really fast);
+* ``ESPNET_MAMBA_BACKEND=cpu``: the compiled CPU kernels (``cpu_kernels.py``);
+  an error if they cannot be built or the tensors are not on the CPU;
+* unset or ``auto``: the CUDA kernels for CUDA tensors when they import, the
+  compiled kernels for CPU tensors when they build, PyTorch otherwise.
 
 A ``backend=`` argument to an op overrides the environment. The decision and
 its reason are logged once per (op, backend, reason), not on every call.
@@ -23,7 +26,7 @@ import torch
 logger = logging.getLogger("espnet_mamba")
 
 BACKEND_ENV = "ESPNET_MAMBA_BACKEND"
-BACKENDS = ("auto", "torch", "cuda")
+BACKENDS = ("auto", "torch", "cpu", "cuda")
 
 _logged = set()
 
@@ -42,16 +45,37 @@ def import_kernel(module: str, attr: str):
         return None, f"{type(exc).__name__}: {exc}"
 
 
+def _kernel_with_extension(module: str, attr: str, extension: str):
+    """``module.attr`` only if the compiled extension behind it loads too.
+
+    mamba-ssm's main branch imports ``selective_scan_cuda`` lazily: its Python
+    function then imports fine and fails at the first call without the build.
+    """
+    kernel, error = import_kernel(module, attr)
+    if kernel is None:
+        return kernel, error
+    ext, ext_error = import_kernel(extension, "__name__")
+    return (kernel, None) if ext is not None else (None, f"{extension} is not built ({ext_error})")
+
+
 def selective_scan_kernel():
-    return import_kernel("mamba_ssm.ops.selective_scan_interface", "selective_scan_fn")
+    return _kernel_with_extension("mamba_ssm.ops.selective_scan_interface", "selective_scan_fn",
+                                  "selective_scan_cuda")
 
 
 def causal_conv1d_kernel():
-    return import_kernel("causal_conv1d", "causal_conv1d_fn")
+    return _kernel_with_extension("causal_conv1d", "causal_conv1d_fn", "causal_conv1d_cuda")
 
 
 def causal_conv1d_update_kernel():
-    return import_kernel("causal_conv1d", "causal_conv1d_update")
+    return _kernel_with_extension("causal_conv1d", "causal_conv1d_update", "causal_conv1d_cuda")
+
+
+def cpu_kernels():
+    """(libraries, None) or (None, why the compiled CPU kernels are not available)."""
+    from espnet_mamba.ops import cpu_kernels as _cpu
+
+    return _cpu.load()
 
 
 def requested_backend(backend: Optional[str] = None) -> str:
@@ -62,30 +86,44 @@ def requested_backend(backend: Optional[str] = None) -> str:
     return name
 
 
-def choose(op: str, kernel_status: Tuple, tensor: torch.Tensor,
-           backend: Optional[str] = None, unsupported: Optional[str] = None) -> str:
-    """Return "cuda" or "torch" for one call of ``op`` and log the choice once.
+def choose(op: str, tensor: torch.Tensor, backend: Optional[str] = None,
+           cuda_kernel: Optional[Tuple] = None, cuda_unsupported: Optional[str] = None,
+           cpu_unsupported: Optional[str] = None) -> str:
+    """Return "cuda", "cpu" or "torch" for one call of ``op`` and log the choice once.
 
-    ``unsupported`` names an argument the kernel cannot take (e.g. an initial
-    state), which sends an "auto" call to PyTorch.
+    ``cuda_kernel`` is the (kernel, import error) of the op's CUDA kernel (None:
+    the op has none). ``*_unsupported`` names what the call asks that the
+    kernel cannot do (an initial state, a width), which sends "auto" to PyTorch.
     """
     want = requested_backend(backend)
-    kernel, import_error = kernel_status
     if want == "torch":
         return _log(op, "torch", "forced by " + (f"backend={backend!r}" if backend else BACKEND_ENV))
+    device = tensor.device.type
+    native = device if device in ("cuda", "cpu") else None  # the compiled kernel for this device
     problems = []
-    if kernel is None:
-        problems.append(f"kernel not importable ({import_error})")
-    if not tensor.is_cuda:
-        problems.append(f"tensors are on {tensor.device.type}, not cuda")
-    if unsupported:
-        problems.append(f"the kernel does not support {unsupported}")
+    if want != "auto" and want != native:
+        problems.append(f"tensors are on {device}, not {want}")
+    elif native == "cuda":
+        kernel, error = cuda_kernel if cuda_kernel is not None else (None, "the op has no CUDA kernel")
+        if kernel is None:
+            problems.append(f"kernel not importable ({error})")
+        if cuda_unsupported:
+            problems.append(f"the kernel does not support {cuda_unsupported}")
+    elif native == "cpu":
+        libs, error = cpu_kernels()
+        if libs is None:
+            problems.append(f"compiled CPU kernels not available ({error})")
+        if cpu_unsupported:
+            problems.append(f"the compiled kernel does not support {cpu_unsupported}")
+    else:
+        problems.append(f"no compiled kernel for {device} tensors")
     if not problems:
-        return _log(op, "cuda", "kernel imported and tensors on cuda")
-    if want == "cuda":
-        raise RuntimeError(f"{op}: backend 'cuda' was forced but " + "; ".join(problems)
-                           + ". Build the kernels with `tools/install.sh --cuda` or unset "
-                           + BACKEND_ENV + ".")
+        return _log(op, native, "compiled kernel available for " + device + " tensors")
+    if want != "auto":
+        fix = ("Build the kernels with `tools/install.sh --cuda`" if want == "cuda"
+               else "Install a C compiler (gcc) or set CC")
+        raise RuntimeError(f"{op}: backend {want!r} was forced but " + "; ".join(problems)
+                           + f". {fix}, or unset {BACKEND_ENV}.")
     return _log(op, "torch", "; ".join(problems))
 
 
@@ -101,24 +139,23 @@ def describe() -> dict:
     """What check_install prints: kernel availability and the default choice."""
     scan, scan_err = selective_scan_kernel()
     conv, conv_err = causal_conv1d_kernel()
+    cpu, cpu_err = cpu_kernels()
     cuda = torch.cuda.is_available()
     want = requested_backend()
+    cpu_choice = ("compiled CPU kernels" if cpu is not None
+                  else f"torch (compiled CPU kernels not available: {cpu_err})")
+    cuda_choice = ("cuda kernels" if scan is not None and cuda
+                   else "torch (" + ("no CUDA device" if not cuda else "mamba-ssm kernel not importable") + ")")
     if want == "torch":
         default = f"torch (forced by {BACKEND_ENV}=torch)"
-    elif scan is not None and cuda:
-        default = "cuda kernels for CUDA tensors, torch for CPU tensors"
     else:
-        why = []
-        if scan is None:
-            why.append("mamba-ssm kernel not importable")
-        if not cuda:
-            why.append("no CUDA device")
-        default = "torch (" + "; ".join(why) + ")"
+        default = f"CPU tensors: {cpu_choice}; CUDA tensors: {cuda_choice}"
     return {
         "torch": torch.__version__,
         "cuda_available": cuda,
         "requested": want,
         "selective_scan_kernel": "available" if scan is not None else f"missing: {scan_err}",
         "causal_conv1d_kernel": "available" if conv is not None else f"missing: {conv_err}",
+        "cpu_kernels": "available" if cpu is not None else f"missing: {cpu_err}",
         "default": default,
     }

@@ -1,4 +1,5 @@
-"""Causal depthwise conv1d: the causal-conv1d kernel on CUDA, F.conv1d otherwise.
+"""Causal depthwise conv1d: the causal-conv1d kernel on CUDA, the compiled kernel
+on a CPU, F.conv1d otherwise.
 
     x              (batch, D, L)
     weight         (D, W)           one W-tap filter per channel
@@ -40,12 +41,19 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
         raise ValueError(f"causal_conv1d: argument 'initial_state' has shape {tuple(initial_state.shape)}, "
                          f"expected {(batch, dim, width - 1)}")
     _activate(x[:0], activation)  # validates the name
-    which = _backend.choose("causal_conv1d", _backend.causal_conv1d_kernel(), x, backend,
-                            unsupported="initial_state/return_final_state"
-                            if initial_state is not None or return_final_state else None)
+    which = _backend.choose("causal_conv1d", x, backend, cuda_kernel=_backend.causal_conv1d_kernel(),
+                            cuda_unsupported=_cuda_conv_unsupported(width, initial_state,
+                                                                    return_final_state))
     if which == "cuda":
         kernel, _ = _backend.causal_conv1d_kernel()
-        return kernel(x, weight, bias, activation=activation)
+        return kernel(_cuda_conv_layout(x), weight, bias, activation=activation)
+    if which == "cpu":
+        from espnet_mamba.ops.causal_conv1d_cpu import causal_conv1d_cpu
+
+        y = causal_conv1d_cpu(x, weight, bias, activation is not None, initial_state)
+        if not return_final_state:
+            return y
+        return y, _last_inputs(x, initial_state, width)
     history = initial_state if initial_state is not None else x.new_zeros(batch, dim, width - 1)
     padded = torch.cat([history.to(x.dtype), x], dim=-1)           # batch, D, W-1+L
     y = _activate(F.conv1d(padded, weight.unsqueeze(1), bias, groups=dim), activation)
@@ -54,14 +62,56 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
     return y
 
 
+# causal-conv1d 1.7's contract: width 2-4; a channel-last x (stride 1 over channels)
+# needs channels and batch stride divisible by 8, else it raises
+CUDA_CONV_WIDTHS = (2, 3, 4)
+
+
+def _cuda_conv_unsupported(width, initial_state, return_final_state) -> Optional[str]:
+    if width not in CUDA_CONV_WIDTHS:
+        return f"kernel width {width} (it takes {CUDA_CONV_WIDTHS})"
+    if initial_state is not None or return_final_state:
+        return "initial_state/return_final_state"
+    return None
+
+
+def _cuda_conv_layout(x: torch.Tensor) -> torch.Tensor:
+    """x as the kernel accepts it: time-contiguous, or channel-last with multiples of 8."""
+    if x.stride(2) == 1:
+        return x
+    if x.stride(1) == 1 and x.shape[1] % 8 == 0 and x.stride(0) % 8 == 0:
+        return x
+    return x.contiguous()
+
+
+def _last_inputs(x: torch.Tensor, initial_state: Optional[torch.Tensor], width: int) -> torch.Tensor:
+    """The width-1 inputs before the end of x (reaching into initial_state if x is short)."""
+    keep = width - 1
+    if x.shape[-1] >= keep:
+        return x[..., x.shape[-1] - keep:]
+    history = initial_state if initial_state is not None else x.new_zeros(x.shape[0], x.shape[1], keep)
+    return torch.cat([history.to(x.dtype), x], dim=-1)[..., -keep:]
+
+
 def causal_conv1d_step(x_t: torch.Tensor, conv_state: torch.Tensor, weight: torch.Tensor,
                        bias: Optional[torch.Tensor] = None, activation: Optional[str] = None,
                        backend: Optional[str] = None) -> torch.Tensor:
     """One step: x_t (batch, D); conv_state (batch, D, W) is updated in place. Returns (batch, D)."""
-    which = _backend.choose("causal_conv1d_step", _backend.causal_conv1d_update_kernel(), x_t, backend)
+    _activate(x_t[:0], activation)
+    width = weight.shape[1]
+    fits = conv_state.dtype in (torch.float32, torch.float64) and conv_state.is_contiguous()
+    which = _backend.choose(
+        "causal_conv1d_step", x_t, backend, cuda_kernel=_backend.causal_conv1d_update_kernel(),
+        cuda_unsupported=None if width in CUDA_CONV_WIDTHS else f"kernel width {width}",
+        cpu_unsupported=None if fits else f"a {conv_state.dtype} or non-contiguous conv state")
     if which == "cuda":
         kernel, _ = _backend.causal_conv1d_update_kernel()
-        return kernel(x_t, conv_state, weight, bias, activation)
+        # the kernel wants the state in x's dtype
+        return kernel(x_t.to(conv_state.dtype), conv_state, weight, bias, activation).to(x_t.dtype)
+    if which == "cpu":
+        from espnet_mamba.ops.causal_conv1d_cpu import causal_conv1d_step_cpu
+
+        return causal_conv1d_step_cpu(x_t, conv_state, weight, bias, activation is not None)
     conv_state.copy_(torch.roll(conv_state, shifts=-1, dims=-1))
     conv_state[:, :, -1] = x_t
     y = (conv_state * weight).sum(-1)

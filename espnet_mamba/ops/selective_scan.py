@@ -1,4 +1,4 @@
-"""selective_scan: one call, the mamba-ssm CUDA kernel or the PyTorch scan.
+"""selective_scan: one call, the mamba-ssm CUDA kernel, the compiled CPU kernel or PyTorch.
 
 Shapes and semantics follow ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn``
 (real A only), plus an optional initial state:
@@ -19,6 +19,7 @@ import torch
 
 from espnet_mamba.ops import backend as _backend
 from espnet_mamba.ops.selective_scan_torch import DEFAULT_CHUNK, selective_scan_torch
+from espnet_mamba.ops.selective_scan_torch import selective_state_step as _state_step_torch
 
 CHECK_FINITE_ENV = "ESPNET_MAMBA_CHECK_FINITE"
 
@@ -98,29 +99,71 @@ def _with_groups(m: torch.Tensor) -> torch.Tensor:
     return m.unsqueeze(1) if m.dim() == 3 else m
 
 
+def _cuda_unsupported(initial_state, return_last_state, tensors) -> Optional[str]:
+    if initial_state is not None:
+        return "initial_state"
+    # mamba-ssm's backward ignores the last state's gradient: such a call goes to PyTorch
+    # rather than silently training with part of its gradient missing
+    if return_last_state and torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in tensors):
+        return "the gradient of the returned last state"
+    return None
+
+
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    initial_state=None, return_last_state=False,
-                   backend: Optional[str] = None, chunk: int = DEFAULT_CHUNK):
+                   backend: Optional[str] = None, chunk: Optional[int] = None):
     """Selective scan ``h[t] = exp(delta A) h[t-1] + delta B u; y = C h + D u``, gated by silu(z).
 
-    ``backend``: "auto" (default, or $ESPNET_MAMBA_BACKEND), "torch" or "cuda".
-    ``chunk``: time steps per vectorised block of the PyTorch path.
+    ``backend``: "auto" (default, or $ESPNET_MAMBA_BACKEND), "torch", "cpu" or "cuda".
+    ``chunk``: time steps per block of the PyTorch path / between the compiled
+    kernel's backward checkpoints (each path's default when None).
     """
     _check_inputs(u, delta, A, B, C, D, z, delta_bias, initial_state)
-    which = _backend.choose("selective_scan", _backend.selective_scan_kernel(), u, backend,
-                            unsupported="initial_state" if initial_state is not None else None)
+    which = _backend.choose(
+        "selective_scan", u, backend, cuda_kernel=_backend.selective_scan_kernel(),
+        cuda_unsupported=_cuda_unsupported(initial_state, return_last_state,
+                                           (u, delta, A, B, C, D, z, delta_bias)))
     if which == "cuda":
         kernel, _ = _backend.selective_scan_kernel()
         out = kernel(u, delta, A, B.contiguous() if B.dim() > 2 else B,
                      C.contiguous() if C.dim() > 2 else C, D=D, z=z, delta_bias=delta_bias,
                      delta_softplus=delta_softplus, return_last_state=return_last_state)
+    elif which == "cpu":
+        from espnet_mamba.ops.selective_scan_cpu import selective_scan_cpu
+
+        kw = {} if chunk is None else {"chunk": chunk}
+        out = selective_scan_cpu(u, delta, A, _with_groups(B), _with_groups(C), D=D, z=z,
+                                 delta_bias=delta_bias, delta_softplus=delta_softplus,
+                                 initial_state=initial_state,
+                                 return_last_state=return_last_state, **kw)
     else:
         out = selective_scan_torch(u, delta, A, _with_groups(B), _with_groups(C), D=D, z=z,
                                    delta_bias=delta_bias, delta_softplus=delta_softplus,
                                    initial_state=initial_state,
-                                   return_last_state=return_last_state, chunk=chunk)
+                                   return_last_state=return_last_state,
+                                   chunk=DEFAULT_CHUNK if chunk is None else chunk)
     if _check_finite_enabled(u):
         _check_finite(out[0] if return_last_state else out,
                       (("u", u), ("delta", delta), ("A", A), ("B", B), ("C", C), ("D", D), ("z", z),
                        ("delta_bias", delta_bias), ("initial_state", initial_state)))
     return out
+
+
+def selective_state_step(state: torch.Tensor, u_t, delta_t, A, B_t, C_t, D=None, z_t=None,
+                         delta_bias=None, delta_softplus=True, backend: Optional[str] = None):
+    """One recurrent step, O(1) in the sequence length; ``state`` (b, D, N) is updated in place.
+
+    u_t, delta_t, z_t (b, D); B_t, C_t (b, N). Returns y_t (b, D) in u_t's dtype and the state.
+    The compiled CPU kernel runs the whole step in one call (beam search calls this per token).
+    """
+    fits = state.dtype in (torch.float32, torch.float64) and state.is_contiguous()
+    which = _backend.choose("selective_state_step", state, backend,
+                            cpu_unsupported=None if fits else
+                            f"a {state.dtype} or non-contiguous state (fp32/fp64, contiguous)")
+    if which == "cpu":
+        from espnet_mamba.ops.selective_scan_cpu import selective_state_step_cpu
+
+        return selective_state_step_cpu(state, u_t, delta_t, A, B_t, C_t, D, z_t, delta_bias,
+                                        delta_softplus)
+    return _state_step_torch(state, u_t, delta_t, A, B_t, C_t, D, z_t, delta_bias, delta_softplus)

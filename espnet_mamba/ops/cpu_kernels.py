@@ -1,0 +1,201 @@
+"""Build and load the compiled CPU kernels (``csrc/mamba_cpu.c``).
+
+Why C through ctypes, not numba or a torch C++ extension (measured on the
+project's 2-core AMD EPYC / AVX-512 VM; see ``python -m espnet_mamba.benchmark scan``):
+
+* the compile is one small C file, twice (fp32 and fp64): ~2 s with gcc, once
+  per machine, and it needs only a C compiler. A ``torch.utils.cpp_extension``
+  build of the same kernels compiles the torch headers (~1 minute on 2 cores)
+  and needs ninja and a C++ compiler; numba (already installed through librosa)
+  compiles each kernel at first use in every new process unless its cache
+  works, and its threading layers are not safe under ``fork`` (the workqueue
+  layer) or need TBB/Intel OpenMP, which pip does not bring.
+* speed is the loop's: the state update runs as one AVX-512 vector over
+  d_state=16 with our own polynomial exp (libm's expf would be a scalar call
+  per state element), softplus/silu are vectorised over time steps.
+* threads: each call starts ``torch.get_num_threads()`` threads and joins
+  them before returning, so nothing competes with PyTorch's intra-op pool
+  while PyTorch waits, and no thread pool survives into a forked child
+  (DataLoader workers, ESPnet's launcher).
+
+The shared libraries go to ``$ESPNET_MAMBA_CACHE`` or
+``$XDG_CACHE_HOME/espnet_mamba`` (default ``~/.cache/espnet_mamba``), falling
+back to the temp directory when that is not writable: site-packages may be
+read-only. The file name carries a hash of the source, the compiler, its flags
+and the CPU's feature flags (``-march=native``), so a home directory shared by
+machines of different CPUs gets one build per CPU kind.
+"""
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Optional, Tuple
+
+import torch
+
+logger = logging.getLogger("espnet_mamba")
+
+SOURCE = Path(__file__).with_name("csrc") / "mamba_cpu.c"
+CACHE_ENV = "ESPNET_MAMBA_CACHE"
+MAX_CHUNK = 64           # the C source's MAX_CHUNK: steps between backward checkpoints
+DEFAULT_CHUNK = 32
+BASE_FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fopenmp-simd"]
+# rows of work below which starting a thread costs more than it saves (~20 us each)
+MIN_ELEMENTS_PER_THREAD = 1 << 15
+
+
+class _Strides3(ctypes.Array):
+    _type_ = ctypes.c_int64
+    _length_ = 3
+
+
+_P = ctypes.c_void_p
+_I = ctypes.c_int64
+
+
+class ScanArgs(ctypes.Structure):
+    """Mirror of ``scan_args`` in mamba_cpu.c (same order, same types)."""
+    _fields_ = ([(n, _P) for n in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "h0",
+                                   "y", "last", "ckpt", "grad_y", "grad_last", "grad_u",
+                                   "grad_delta", "grad_z", "grad_h0", "grad_A", "grad_B",
+                                   "grad_C", "grad_D", "grad_bias")]
+                + [(n, _I) for n in ("batch", "dim", "len", "nstate", "groups", "chunk",
+                                     "softplus", "B_varies", "C_varies")]
+                + [(n, _Strides3) for n in ("s_u", "s_delta", "s_z", "s_y", "s_B", "s_C",
+                                            "s_gy", "s_gu", "s_gdelta", "s_gz")])
+
+
+class StepArgs(ctypes.Structure):
+    """Mirror of ``step_args``."""
+    _fields_ = ([(n, _P) for n in ("state", "u", "delta", "A", "B", "C", "D", "z", "delta_bias",
+                                   "y")]
+                + [(n, _I) for n in ("batch", "dim", "nstate", "softplus", "s_u", "s_delta",
+                                     "s_z", "s_y", "s_B", "s_C")])
+
+
+class ConvArgs(ctypes.Structure):
+    """Mirror of ``conv_args``."""
+    _fields_ = ([(n, _P) for n in ("x", "weight", "bias", "initial", "y", "grad_y", "grad_x",
+                                   "grad_weight", "grad_bias", "grad_initial")]
+                + [(n, _I) for n in ("batch", "dim", "len", "width", "silu")]
+                + [(n, _Strides3) for n in ("s_x", "s_y", "s_gy", "s_gx")])
+
+
+def compiler() -> str:
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or "cc"
+
+
+def cache_dir() -> Path:
+    """A writable directory for the built libraries (see the module docstring)."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured:
+        candidates = [Path(configured)]
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        candidates = [Path(xdg) / "espnet_mamba"]
+    candidates.append(Path(tempfile.gettempdir()) / f"espnet_mamba-{os.getuid()}")
+    for path in candidates:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=path, delete=True)
+            probe.close()
+            return path
+        except OSError:
+            continue
+    raise OSError(f"no writable cache directory for the compiled kernels (tried "
+                  f"{', '.join(map(str, candidates))}); set {CACHE_ENV}")
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return os.uname().machine
+
+
+def _compiler_version(cc: str) -> str:
+    try:
+        out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30)
+        return out.stdout.splitlines()[0] if out.stdout else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _build(cc: str, flags, variant_flags, target: Path):
+    """Compile to a temporary name, then rename: concurrent builds never see half a file."""
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    cmd = [cc, *flags, *variant_flags, str(SOURCE), "-o", str(tmp), "-lm", "-lpthread"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"compiling the CPU kernels failed: {' '.join(cmd)}\n{result.stderr[-2000:]}")
+    os.replace(tmp, target)
+
+
+@functools.lru_cache(maxsize=None)
+def load() -> Tuple[Optional[dict], Optional[str]]:
+    """({torch.float32: lib, torch.float64: lib}, None), or (None, why not)."""
+    cc = compiler()
+    if shutil.which(cc) is None and not os.path.isfile(cc):
+        return None, f"no C compiler found (looked for $CC, cc, gcc); install gcc"
+    try:
+        source = SOURCE.read_bytes()
+        libs = {}
+        for native in (True, False):  # -march=native first; a compiler without it: portable
+            flags = BASE_FLAGS + (["-march=native"] if native else [])
+            key = hashlib.sha256(b"\0".join([source, " ".join(flags).encode(),
+                                             _compiler_version(cc).encode(),
+                                             _cpu_flags().encode()])).hexdigest()[:16]
+            try:
+                for dtype, variant in ((torch.float32, []), (torch.float64, ["-DREAL_IS_DOUBLE"])):
+                    name = f"mamba_cpu_{'f64' if variant else 'f32'}_{key}.so"
+                    target = cache_dir() / name
+                    if not target.exists():
+                        logger.info("compiling the CPU kernels into %s (once per machine)", target)
+                        _build(cc, flags, variant, target)
+                    libs[dtype] = _bind(ctypes.CDLL(str(target)))
+                break
+            except RuntimeError:
+                if not native:
+                    raise
+        return libs, None
+    except Exception as exc:  # noqa: BLE001 - any failure means "use the PyTorch path"
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _bind(lib):
+    for name, args in (("scan_fwd", ScanArgs), ("scan_bwd", ScanArgs), ("state_step", StepArgs),
+                       ("conv_fwd", ConvArgs), ("conv_bwd", ConvArgs), ("conv_step", ConvArgs)):
+        fn = getattr(lib, name)
+        fn.argtypes = [ctypes.POINTER(args), ctypes.c_int]
+        fn.restype = None
+    return lib
+
+
+def library(dtype: torch.dtype):
+    libs, error = load()
+    if libs is None:
+        raise RuntimeError(f"the compiled CPU kernels are not available: {error}")
+    return libs[dtype]
+
+
+def threads_for(elements: int) -> int:
+    """torch's intra-op thread count, fewer when the work is too small to share."""
+    return max(1, min(torch.get_num_threads(), elements // MIN_ELEMENTS_PER_THREAD))
+
+
+def ptr(t: Optional[torch.Tensor]):
+    return None if t is None else t.data_ptr()
+
+
+def strides3(t: Optional[torch.Tensor]):
+    return _Strides3(*t.stride()) if t is not None else _Strides3(0, 0, 0)
