@@ -37,6 +37,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["espnet_mamba", "espnet_mamba.*"]),
+    # the compiled CPU kernels are built from this source at first use (ops/cpu_kernels.py)
+    package_data={"espnet_mamba.ops": ["csrc/*.c"]},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,

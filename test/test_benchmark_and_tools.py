@@ -12,8 +12,13 @@ def test_scan_benchmark_rows_are_measured_and_accurate():
     rows = scan.run(lengths=(40, 70), batch=1, d_inner=8, d_state=4, repeats=1)
     assert [r["T"] for r in rows] == [40, 70]
     for r in rows:
-        assert r["torch_scan_s"] > 0 and r["sequential_s"] > 0
-        assert abs(r["speedup"] - r["sequential_s"] / r["torch_scan_s"]) < 1e-9
+        for key in ("torch_s", "cpu_s", "sequential_s", "train_torch_s", "train_cpu_s",
+                    "train_sequential_s", "peak_GFLOP/s"):
+            assert r[key] > 0, key
+        assert abs(r["cpu_vs_seq"] - r["sequential_s"] / r["cpu_s"]) < 1e-9
+        assert abs(r["cpu_vs_torch"] - r["torch_s"] / r["cpu_s"]) < 1e-9
+        assert abs(r["train_cpu_vs_seq"] - r["train_sequential_s"] / r["train_cpu_s"]) < 1e-9
+        assert abs(r["pct_of_peak"] - 100 * r["GFLOP/s"] / r["peak_GFLOP/s"]) < 1e-9
         assert r["max_abs_err"] < 1e-4
 
 
@@ -22,7 +27,7 @@ def test_benchmark_cli_json():
                           "--batch", "1", "--d_inner", "8", "--repeats", "1", "--json"],
                          capture_output=True, text=True, cwd=ROOT, check=True)
     rows = json.loads(out.stdout)
-    assert rows[0]["T"] == 30 and "speedup" in rows[0]
+    assert rows[0]["T"] == 30 and "cpu_vs_seq" in rows[0] and "train_cpu_vs_torch" in rows[0]
 
 
 def test_benchmark_cli_rejects_unknown_command():
@@ -78,3 +83,14 @@ def test_out_of_memory_is_recognised():
                                          "can't allocate memory: you tried to allocate 7200000000 bytes"))
     assert is_out_of_memory(MemoryError())
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_train_benchmark_rows():
+    from espnet_mamba.benchmark import train
+
+    rows = train.run(seconds=1, batch=2, scale=0.1)
+    assert [r["encoder"] for r in rows] == ["mamba", "transformer", "conformer"]
+    for r in rows:
+        assert r["step_s"] > 0 and r["params_M"] > 0 and r["peak_mem_MB"] >= 0
+    base = rows[1]["step_s"]
+    assert all(abs(r["speedup_vs_transformer"] - base / r["step_s"]) < 1e-9 for r in rows)

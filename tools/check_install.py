@@ -40,7 +40,8 @@ def main() -> int:
         print(f"cuda available    {info['cuda_available']}")
         print(f"scan kernel       {info['selective_scan_kernel'].splitlines()[0]}")
         print(f"conv kernel       {info['causal_conv1d_kernel'].splitlines()[0]}")
-        print(f"backend request   {info['requested']} (set {backend.BACKEND_ENV}=auto|torch|cuda)")
+        print(f"cpu kernels       {info['cpu_kernels'].splitlines()[0]}")
+        print(f"backend request   {info['requested']} (set {backend.BACKEND_ENV}=auto|torch|cpu|cuda)")
         print(f"backend used      {info['default']}")
     if problems:
         print(f"\nMISSING: {', '.join(problems)}. Run tools/install.sh.", file=sys.stderr)

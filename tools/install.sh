@@ -17,7 +17,7 @@ venv=$root/tools/venv
 python=python3
 cuda=false
 apt=true
-APT_PACKAGES=(sox espeak-ng flite)
+APT_PACKAGES=(sox espeak-ng flite gcc libc6-dev)
 CUDA_PACKAGES=("causal-conv1d==1.7.0" "mamba-ssm==2.3.2.post1")
 
 log() { echo "[install.sh $(date +%H:%M:%S)] $*"; }
@@ -35,7 +35,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-# 1. Debian packages the recipes use: sox (audio conversion), espeak-ng and flite (speech synthesis)
+# 1. Debian packages: sox (audio conversion), espeak-ng and flite (speech synthesis) for the
+#    recipes; gcc and libc6-dev build the compiled CPU kernels (without them: the PyTorch path)
 if $apt; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do
@@ -92,6 +93,9 @@ if $cuda; then
     log "--cuda: kernels import"
   fi
 fi
+
+log "building the compiled CPU kernels (one C file, a few seconds; cached per machine)"
+"$venv/bin/python" -c 'from espnet_mamba.ops import cpu_kernels as k; libs, err = k.load(); print("  " + (err or "built in " + str(k.cache_dir())))'
 
 log "checking the installation"
 "$venv/bin/python" "$root/tools/check_install.py"

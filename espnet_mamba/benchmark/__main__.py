@@ -4,6 +4,7 @@ COMMANDS = {
     "scan": "espnet_mamba.benchmark.scan",
     "encoder": "espnet_mamba.benchmark.encoder",
     "decoder": "espnet_mamba.benchmark.decoder",
+    "train": "espnet_mamba.benchmark.train",
 }
 
 

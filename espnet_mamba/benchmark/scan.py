@@ -1,10 +1,17 @@
-"""Selective-scan benchmark: our PyTorch scan vs a sequential per-step loop.
+"""Selective-scan benchmark: the compiled CPU kernel and the PyTorch scan vs a sequential loop.
 
-The sequential loop is what mamba-ssm's ``selective_scan_ref`` does:
+Columns per backend, forward (inference) and forward+backward (training), all
+measured in one process. The sequential loop is what mamba-ssm's
+``selective_scan_ref`` does:
 materialise exp(delta A) and delta B u for every step, then one Python-level
 step per time index. Inputs follow Mamba's initialisation (A = -[1..N],
 delta = softplus(dt_proj) with dt in [1e-3, 1e-1]) so the numbers describe a
 real model, not an artificial worst case.
+
+GFLOP/s counts 7 floating-point operations per (batch, channel, state, step)
+element of the forward (delta*A, exp counted as one, decay*h, delta*B*u added,
+C*h accumulated: 1+1+1+2+2) and is printed next to this machine's fp32 matmul
+rate (torch.mm, 1024x1024, measured here): the FMA peak in practice.
 """
 
 import argparse
@@ -16,7 +23,6 @@ import torch
 from espnet_mamba.benchmark.timing import format_table, median_seconds
 from espnet_mamba.ops import backend as _backend
 from espnet_mamba.ops.selective_scan import selective_scan
-from espnet_mamba.ops.selective_scan_torch import DEFAULT_CHUNK
 
 
 def sequential_scan(u, delta, A, B, C):
@@ -44,26 +50,67 @@ def make_inputs(batch, d_inner, d_state, length, device, seed=0):
     return [x.to(device) for x in (u, delta, A, B, C)]
 
 
+FLOPS_PER_ELEMENT = 7
+
+
+def matmul_gflops(device, size=1024, repeats=5) -> float:
+    """fp32 matmul rate in this process: the machine's practical FMA peak."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    return 2 * size ** 3 / median_seconds(lambda: a @ b, device, repeats) / 1e9
+
+
+def _forward_backward(fn, inputs):
+    leaves = [t.clone().requires_grad_() for t in inputs]
+    fn(*leaves).sum().backward()
+
+
 def run(lengths=(500, 2000, 8000), batch=4, d_inner=512, d_state=16, device="cpu",
-        repeats=3, chunk=DEFAULT_CHUNK):
+        repeats=3, chunk=None, backward=True):
     device = torch.device(device)
+    compiled = "cuda" if device.type == "cuda" else "cpu"
+    have_compiled = (_backend.selective_scan_kernel()[0] is not None if compiled == "cuda"
+                     else _backend.cpu_kernels()[0] is not None)
+    peak = matmul_gflops(device)
     rows = []
     for length in lengths:
         u, delta, A, B, C = make_inputs(batch, d_inner, d_state, length, device)
+        row = {"T": length}
+
+        def scan(which):
+            return lambda *x: selective_scan(*x, backend=which, chunk=chunk)
+
+        seq_repeats = 1 if length > 2000 else repeats
         with torch.no_grad():
-            ours = lambda: selective_scan(u, delta, A, B, C, backend="torch", chunk=chunk)  # noqa: E731
-            seq = lambda: sequential_scan(u, delta, A, B, C)  # noqa: E731
-            t_ours = median_seconds(ours, device, repeats)
-            t_seq = median_seconds(seq, device, repeats=1 if length > 2000 else repeats)
-            err = (ours().float() - seq().float()).abs().max().item()
-            row = {"T": length, "batch": batch, "d_inner": d_inner, "d_state": d_state,
-                   "torch_scan_s": t_ours, "sequential_s": t_seq,
-                   "speedup": t_seq / t_ours, "max_abs_err": err}
-            if device.type == "cuda" and _backend.selective_scan_kernel()[0] is not None:
-                kern = lambda: selective_scan(u, delta, A, B, C, backend="cuda")  # noqa: E731
-                row["kernel_s"] = median_seconds(kern, device, repeats)
-                row["kernel_vs_torch"] = t_ours / row["kernel_s"]
-                row["kernel_err"] = (kern().float() - seq().float()).abs().max().item()
+            row["torch_s"] = median_seconds(lambda: scan("torch")(u, delta, A, B, C), device, repeats)
+            if have_compiled:
+                row[f"{compiled}_s"] = median_seconds(lambda: scan(compiled)(u, delta, A, B, C),
+                                                      device, repeats)
+            row["sequential_s"] = median_seconds(lambda: sequential_scan(u, delta, A, B, C),
+                                                 device, seq_repeats)
+            reference = sequential_scan(u, delta, A, B, C).float()
+            best = compiled if have_compiled else "torch"
+            row["max_abs_err"] = (scan(best)(u, delta, A, B, C).float() - reference).abs().max().item()
+        if have_compiled:
+            row[f"{compiled}_vs_seq"] = row["sequential_s"] / row[f"{compiled}_s"]
+            row[f"{compiled}_vs_torch"] = row["torch_s"] / row[f"{compiled}_s"]
+        row["torch_vs_seq"] = row["sequential_s"] / row["torch_s"]
+        flops = FLOPS_PER_ELEMENT * batch * d_inner * d_state * length
+        row["GFLOP/s"] = flops / row.get(f"{compiled}_s", row["torch_s"]) / 1e9
+        row["peak_GFLOP/s"] = peak
+        row["pct_of_peak"] = 100 * row["GFLOP/s"] / peak
+        if backward:
+            inputs = (u, delta, A, B, C)
+            row["train_torch_s"] = median_seconds(lambda: _forward_backward(scan("torch"), inputs),
+                                                  device, repeats)
+            if have_compiled:
+                row[f"train_{compiled}_s"] = median_seconds(
+                    lambda: _forward_backward(scan(compiled), inputs), device, repeats)
+            row["train_sequential_s"] = median_seconds(
+                lambda: _forward_backward(sequential_scan, inputs), device, 1, warmup=0)
+            if have_compiled:
+                row[f"train_{compiled}_vs_seq"] = row["train_sequential_s"] / row[f"train_{compiled}_s"]
+                row[f"train_{compiled}_vs_torch"] = row["train_torch_s"] / row[f"train_{compiled}_s"]
         rows.append(row)
     return rows
 
@@ -75,16 +122,19 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--d_inner", type=int, default=512)
     p.add_argument("--d_state", type=int, default=16)
-    p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK)
+    p.add_argument("--chunk", type=int, default=None, help="each path's default when not given")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--no_backward", action="store_true", help="forward only")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     a = p.parse_args(argv)
-    rows = run(a.lengths, a.batch, a.d_inner, a.d_state, a.device, a.repeats, a.chunk)
+    rows = run(a.lengths, a.batch, a.d_inner, a.d_state, a.device, a.repeats, a.chunk,
+               not a.no_backward)
     if a.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"selective scan, {a.device}, torch {torch.__version__}, {torch.get_num_threads()} threads "
-          f"(median of {a.repeats}; speedup = sequential / torch_scan)")
-    headers = list(rows[0].keys())
+    print(f"selective scan, {a.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"batch {a.batch}, d_inner {a.d_inner}, d_state {a.d_state} (median of {a.repeats}; "
+          f"X_vs_Y = time of Y / time of X; train_* = forward + backward)")
+    headers = list(dict.fromkeys(h for r in rows for h in r))
     print(format_table(headers, [[r.get(h, "") for h in headers] for r in rows]))
