@@ -2,22 +2,27 @@
 
     python -m espnet_mamba.recipe.data_dir validate DIR
     python -m espnet_mamba.recipe.data_dir speed_perturb SRC DST --factors 0.9 1.0 1.1
-    python -m espnet_mamba.recipe.data_dir format SRC DST --fs 16000 [--nj N]
+    python -m espnet_mamba.recipe.data_dir format SRC DST --fs 16000 [--nj N] [--skip_bad_utts true]
     python -m espnet_mamba.recipe.data_dir filter SRC DST --fs 16000 --min_wav_duration 0.1 \
         --max_wav_duration 20
 
 A directory holds wav.scp ("utt path" or "rec cmd |"), text, utt2spk,
 optionally segments ("utt rec start end", seconds). ``format`` writes a dump
 directory that ESPnet reads as ``wav.scp,speech,sound``: entries that are plain
-audio files at the right sample rate are referenced in place; pipes, segments
-and other rates are written out as 16-bit WAV. Every audio file is opened and
-checked: empty, unreadable or wrong-rate audio is an error naming the
-utterance and the file, never silently wrong data.
+mono audio files at the right sample rate are referenced in place; pipes,
+segments and other rates are written out as 16-bit WAV. Every recording is read
+once (``--nj`` processes) and its samples checked: missing, empty,
+undecodable, NaN/Inf samples, another channel count than ``--audio_channels``
+(default 1), another rate with ``--no_resample``. All problems are reported
+together (utterance, file, problem); ``--skip_bad_utts true`` moves those
+utterances to DST/removed_utts and formats the rest instead.
 """
 
 import argparse
 import io
 import json
+import multiprocessing
+import os
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -26,6 +31,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import soundfile
+
+from espnet_mamba.audio import AudioError, read_audio, resample
 
 REQUIRED = ("wav.scp", "text", "utt2spk")
 
@@ -113,88 +120,153 @@ def speed_perturb(src: Path, dst: Path, factors: List[float]):
     write_spk2utt(dst, utt2spk)
 
 
-# ---- format -----------------------------------------------------------------------
-
-def _load(entry: str, what: str) -> Tuple[np.ndarray, int]:
-    if entry.endswith("|"):
-        out = subprocess.run(["bash", "-c", entry[:-1]], capture_output=True)
-        if out.returncode != 0:
-            raise DataError(f"{what}: command failed ({out.returncode}): {entry[:-1]}\n"
-                            f"{out.stderr.decode(errors='replace')[-500:]}")
-        source = io.BytesIO(out.stdout)
-    else:
-        if not Path(entry).is_file():
-            raise DataError(f"{what}: audio file {entry} does not exist")
-        source = entry
-    try:
-        audio, fs = soundfile.read(source, dtype="float32", always_2d=True)
-    except Exception as exc:  # noqa: BLE001 - soundfile raises several types
-        raise DataError(f"{what}: cannot decode audio {entry!r}: {exc}") from None
-    return audio[:, 0], fs
-
+# ---- format ----------------------------------------------------------------------------
 
 def _resample(audio: np.ndarray, fs_in: int, fs_out: int) -> np.ndarray:
+    """torchaudio's resampling in the array's own dtype (used by the corpus builders)."""
     import torch
     import torchaudio.functional as F
 
     return F.resample(torch.from_numpy(audio), fs_in, fs_out).numpy()
 
 
-def _format_one(job):
-    utt, entry, seg, out_path, fs, allow_resample = job
-    what = f"utterance {utt}"
-    plain = not entry.endswith("|") and seg is None
-    if plain:
+def _read_entry(entry: str) -> Tuple[np.ndarray, int, Optional[str]]:
+    """(samples (n, channels) float32, rate, libsndfile subtype) of a wav.scp entry; AudioError if unusable."""
+    if entry.endswith("|"):
+        out = subprocess.run(["bash", "-c", entry[:-1]], capture_output=True)
+        if out.returncode != 0:
+            err = out.stderr.decode(errors="replace").strip().splitlines()
+            raise AudioError(entry, f"command failed (exit {out.returncode}"
+                                    f"{': ' + err[-1] if err else ''})")
+        if not out.stdout:
+            raise AudioError(entry, "command wrote no audio")
         try:
-            info = soundfile.info(entry)
-        except Exception as exc:  # noqa: BLE001
-            if not Path(entry).is_file():
-                raise DataError(f"{what}: audio file {entry} does not exist") from None
-            raise DataError(f"{what}: cannot decode audio {entry!r}: {exc}") from None
-        if info.frames == 0:
-            raise DataError(f"{what}: audio file {entry} is empty (0 samples)")
-        if info.samplerate == fs:
-            return utt, entry, info.frames
-    audio, rate = _load(entry, what)
-    if seg is not None:
-        start, end = seg
-        audio = audio[int(round(start * rate)):int(round(end * rate))]
-    if rate != fs:
-        if not allow_resample:
-            raise DataError(f"{what}: {entry} is {rate} Hz but the recipe expects --fs {fs}; "
-                            f"resample it or set --fs")
-        audio = _resample(audio, rate, fs)
-    if audio.size == 0:
-        raise DataError(f"{what}: audio {entry!r}{' segment' if seg else ''} is empty (0 samples)")
-    if not np.isfinite(audio).all():
-        raise DataError(f"{what}: audio {entry!r} contains NaN/Inf samples")
-    soundfile.write(out_path, audio, fs, subtype="PCM_16")
-    return utt, out_path, len(audio)
+            data, rate = soundfile.read(io.BytesIO(out.stdout), dtype="float32", always_2d=True)
+        except Exception as exc:  # noqa: BLE001 - libsndfile raises several types
+            raise AudioError(entry, f"command's output is not readable audio ({str(exc).strip()})") from None
+        return data, rate, None
+    data, rate, info = read_audio(entry)
+    return data, rate, info.subtype
 
 
-def format_dir(src: Path, dst: Path, fs: int, nj: int = 1, allow_resample: bool = True):
+def _format_job(job):
+    """Read one recording once; write/reference its utterances. Never raises.
+
+    job: (entry, [(utt, (start, end) or None, out_path)], fs, channels, allow_resample).
+    Returns (done: [(utt, path, n_samples)], problems: [(utt, entry, problem)], notes: [str]).
+    """
+    entry, utts, fs, channels, allow_resample = job
+    done, problems, notes = [], [], []
+    try:
+        data, rate, subtype = _read_entry(entry)
+        nch = data.shape[1]
+        if data.shape[0] == 0:
+            raise AudioError(entry, "no samples (0 samples of audio)")
+        if channels and nch != channels:
+            raise AudioError(entry, f"{nch} channels, the recipe expects {channels} (--audio_channels)")
+        if rate != fs and not allow_resample:
+            raise AudioError(entry, f"{rate} Hz, the recipe expects --fs {fs} (resampling is off)")
+        mono = data[:, 0] if nch == 1 else data.mean(axis=1, dtype=np.float32)
+        if rate != fs:
+            notes.append(f"resampled {rate} Hz -> {fs} Hz")
+        for utt, seg, out_path in utts:
+            x = mono
+            if seg is not None:
+                start, end = seg
+                x = mono[int(round(start * rate)):int(round(end * rate))]
+                if x.size == 0:
+                    problems.append((utt, entry, f"segment {start}-{end} s is empty "
+                                                 f"(the recording is {len(mono) / rate:.2f} s)"))
+                    continue
+            bad = ~np.isfinite(x)
+            if bad.any():
+                first = int(np.argmax(bad))
+                problems.append((utt, entry, f"{int(bad.sum())} NaN/Inf samples (first at "
+                                             f"{first / rate:.3f} s{' into the segment' if seg else ''})"))
+                continue
+            if seg is None and rate == fs and nch == 1 and not entry.endswith("|") and subtype is not None:
+                done.append((utt, entry, len(x)))   # usable as it is: referenced in place
+                continue
+            if rate != fs:
+                x = resample(x, rate, fs)
+            if x.size == 0:
+                problems.append((utt, entry, "too short to resample"))
+                continue
+            if np.abs(x).max() > 1.0:  # keep the level; a float source beyond full scale stays float
+                soundfile.write(out_path, x, fs, subtype="FLOAT")
+            else:
+                soundfile.write(out_path, x, fs, subtype="PCM_16")
+            done.append((utt, out_path, len(x)))
+    except AudioError as exc:
+        problems.extend((utt, entry, exc.problem) for utt, _, _ in utts if utt not in {d[0] for d in done})
+    except Exception as exc:  # noqa: BLE001 - one recording must not hide the others' problems
+        first = str(exc).strip().splitlines()
+        problems.extend((utt, entry, f"unexpected error: {type(exc).__name__}: {first[0] if first else ''}")
+                        for utt, _, _ in utts if utt not in {d[0] for d in done})
+    return done, problems, notes
+
+
+def _worker_init():
+    os.environ.setdefault("OMP_NUM_THREADS", "1")   # nj processes share the cores (torch reads it on import)
+
+
+def format_dir(src: Path, dst: Path, fs: int, nj: int = 1, allow_resample: bool = True,
+               channels: Optional[int] = 1, skip_bad_utts: bool = False) -> List[Tuple[str, str, str]]:
+    """Read every recording of SRC once (``nj`` processes) and write the dump dir DST.
+
+    Every problem (missing, empty, undecodable, NaN/Inf, wrong channel count,
+    wrong rate with resampling off, empty segment) is collected; then either
+    all are reported together (DataError) or, with ``skip_bad_utts``, those
+    utterances go to DST/removed_utts and the rest is written. Returns the
+    problems as (utterance, file, problem).
+    """
     t = validate(src)
     (dst / "data").mkdir(parents=True, exist_ok=True)
-    jobs = []
+    by_rec: Dict[str, List] = {}
     if "segments" in t:
         for utt, v in t["segments"].items():
             rec, start, end = v.split()
-            jobs.append((utt, t["wav.scp"][rec], (float(start), float(end)),
-                         str((dst / "data" / f"{utt}.wav").resolve()), fs, allow_resample))
+            by_rec.setdefault(rec, []).append((utt, (float(start), float(end)),
+                                               str((dst / "data" / f"{utt}.wav").resolve())))
     else:
-        for utt, entry in t["wav.scp"].items():
-            jobs.append((utt, entry, None, str((dst / "data" / f"{utt}.wav").resolve()), fs, allow_resample))
-    if nj > 1:
-        with ProcessPoolExecutor(nj) as pool:
-            results = list(pool.map(_format_one, jobs, chunksize=64))
+        for utt in t["wav.scp"]:
+            by_rec[utt] = [(utt, None, str((dst / "data" / f"{utt}.wav").resolve()))]
+    jobs = [(t["wav.scp"][rec], utts, fs, channels, allow_resample) for rec, utts in sorted(by_rec.items())]
+    if nj > 1 and len(jobs) > 1:
+        # spawn, not fork: a forked child deadlocks in torch (resampling) once the parent used its threads
+        with ProcessPoolExecutor(min(nj, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_worker_init) as pool:
+            outs = list(pool.map(_format_job, jobs, chunksize=max(1, min(64, len(jobs) // (4 * nj)))))
     else:
-        results = [_format_one(j) for j in jobs]
-    write_table(dst / "wav.scp", {u: p for u, p, _ in results})
-    write_table(dst / "utt2num_samples", {u: str(n) for u, _, n in results})
-    write_table(dst / "text", t["text"])
-    write_table(dst / "utt2spk", t["utt2spk"])
-    write_spk2utt(dst, t["utt2spk"])
+        outs = [_format_job(j) for j in jobs]
+    done = [d for o in outs for d in o[0]]
+    problems = sorted(p for o in outs for p in o[1])
+    notes: Dict[str, int] = {}
+    for o in outs:
+        for n in o[2]:
+            notes[n] = notes.get(n, 0) + 1
+    for n, count in sorted(notes.items()):
+        print(f"format {src}: {n} ({count} recording{'s' if count > 1 else ''})", file=sys.stderr)
+    if problems:
+        table = "\n".join(f"  {u}  {f}  {p}" for u, f, p in problems)
+        head = f"{src}: {len(problems)} of {len(done) + len(problems)} utterances have unusable audio " \
+               f"(utterance, file, problem):\n{table}"
+        if not skip_bad_utts:
+            raise DataError(f"{head}\nFix or remove them, or rerun with --skip_bad_utts true to move them "
+                            f"to {dst}/removed_utts and go on")
+        print(f"WARNING: {head}\n  skipped (--skip_bad_utts true): listed in {dst}/removed_utts",
+              file=sys.stderr)
+        if not done:
+            raise DataError(f"{src}: every utterance has unusable audio; nothing left to format")
+    kept = {u for u, _, _ in done}
+    write_table(dst / "wav.scp", {u: p for u, p, _ in done})
+    write_table(dst / "utt2num_samples", {u: str(n) for u, _, n in done})
+    write_table(dst / "text", {u: v for u, v in t["text"].items() if u in kept})
+    write_table(dst / "utt2spk", {u: v for u, v in t["utt2spk"].items() if u in kept})
+    write_spk2utt(dst, {u: v for u, v in t["utt2spk"].items() if u in kept})
+    write_table(dst / "removed_utts", {u: f"unusable audio: {f}: {p}" for u, f, p in problems})
     (dst / "audio_format").write_text(f"fs={fs}\n")
+    return problems
 
 
 # ---- filter -----------------------------------------------------------------------
@@ -204,7 +276,8 @@ def filter_dir(src: Path, dst: Path, fs: int, min_sec: float, max_sec: float) ->
     nsamp = read_table(src / "utt2num_samples")
     text = read_table(src / "text", allow_empty_value=True)
     utt2spk = read_table(src / "utt2spk")
-    removed = {}
+    removed = read_table(src / "removed_utts") if (src / "removed_utts").is_file() else {}
+    earlier = len(removed)
     for utt in sorted(wav):
         sec = int(nsamp[utt]) / fs
         if sec < min_sec:
@@ -214,6 +287,7 @@ def filter_dir(src: Path, dst: Path, fs: int, min_sec: float, max_sec: float) ->
         elif not text.get(utt, "").strip():
             removed[utt] = "empty transcript"
     keep = [u for u in sorted(wav) if u not in removed]
+    removed_here = len(removed) - earlier
     if not keep:
         raise DataError(f"{src}: every utterance was removed by the filter "
                         f"(min {min_sec} s, max {max_sec} s, non-empty text)")
@@ -223,7 +297,7 @@ def filter_dir(src: Path, dst: Path, fs: int, min_sec: float, max_sec: float) ->
     write_spk2utt(dst, {u: utt2spk[u] for u in keep})
     (dst / "audio_format").write_text((src / "audio_format").read_text() if (src / "audio_format").exists() else "")
     write_table(dst / "removed_utts", removed) if removed else (dst / "removed_utts").write_text("")
-    return removed
+    return {u: removed[u] for u in list(removed)[earlier:]} if removed_here else {}
 
 
 def main(argv: Optional[List[str]] = None):
@@ -242,6 +316,10 @@ def main(argv: Optional[List[str]] = None):
     f.add_argument("--fs", type=int, required=True)
     f.add_argument("--nj", type=int, default=1)
     f.add_argument("--no_resample", action="store_true", help="wrong sample rates are errors")
+    f.add_argument("--audio_channels", type=int, default=1,
+                   help="channels every recording must have (0: any, averaged to mono)")
+    f.add_argument("--skip_bad_utts", type=lambda v: v.lower() in ("true", "1", "yes"), default=False,
+                   help="true: move utterances with unusable audio to DST/removed_utts and go on")
     fl = sub.add_parser("filter")
     fl.add_argument("src", type=Path)
     fl.add_argument("dst", type=Path)
@@ -256,7 +334,8 @@ def main(argv: Optional[List[str]] = None):
         elif a.cmd == "speed_perturb":
             speed_perturb(a.src, a.dst, a.factors)
         elif a.cmd == "format":
-            format_dir(a.src, a.dst, a.fs, a.nj, allow_resample=not a.no_resample)
+            format_dir(a.src, a.dst, a.fs, a.nj, allow_resample=not a.no_resample,
+                       channels=a.audio_channels or None, skip_bad_utts=a.skip_bad_utts)
         elif a.cmd == "filter":
             removed = filter_dir(a.src, a.dst, a.fs, a.min_wav_duration, a.max_wav_duration)
             print(f"filter: kept {len(read_table(a.dst / 'wav.scp'))}, removed {len(removed)} "

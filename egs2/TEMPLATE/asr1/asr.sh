@@ -28,6 +28,7 @@ expdir=exp
 fs=16000
 min_wav_duration=0.1
 max_wav_duration=20
+skip_bad_utts=false       # true: stage 3 moves utterances with unusable audio to removed_utts and goes on
 speed_perturb_factors=""  # e.g. "0.9 1.0 1.1"
 train_set=""
 valid_set=""
@@ -61,6 +62,8 @@ Options (defaults in brackets):
   --inference_config FILE --inference_model FILE --inference_args 'ARGS'
   --dumpdir DIR --expdir DIR [dump exp]   --fs HZ [16000]
   --min_wav_duration S --max_wav_duration S [0.1 20]
+  --skip_bad_utts BOOL       stage 3: drop utterances whose audio is unusable (missing, empty,
+                             undecodable, NaN/Inf, not mono) instead of stopping [false]
 Job launching is configured in cmd.sh (cmd_backend=local|slurm)."
 
 . ./utils/parse_options.sh
@@ -143,7 +146,8 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     if done_marker "${out}"; then log "Stage 3: ${out} is complete, skipping"; continue; fi
     log "Stage 3: format data/${s} -> ${out} (fs=${fs}, nj=${nj})"
     rm -rf "${out}"
-    python3 -m espnet_mamba.recipe.data_dir format "data/${s}" "${out}" --fs "${fs}" --nj "${nj}"
+    python3 -m espnet_mamba.recipe.data_dir format "data/${s}" "${out}" --fs "${fs}" --nj "${nj}" \
+      --skip_bad_utts "${skip_bad_utts}"
     mark_done "${out}"
   done
 fi
