@@ -184,3 +184,12 @@ def test_encoder_and_decoder_agree_across_backends(monkeypatch, bidirectional):
         results[name] = (enc, dec)
     for a, b in zip(results["torch"], results["auto"]):
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_state_larger_than_the_kernel_takes_goes_to_pytorch():
+    u, delta, A, B, C = make(1, 3, 9, 300)
+    y = selective_scan(u, delta, A, B, C)  # auto: PyTorch, with the reason logged
+    y_ref, _ = sequential_scan(u, delta, A, B, C)
+    assert torch.allclose(y.double(), y_ref, atol=1e-5, rtol=1e-5)
+    with pytest.raises(RuntimeError, match="d_state=300"):
+        selective_scan(u, delta, A, B, C, backend="cpu")

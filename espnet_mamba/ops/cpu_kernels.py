@@ -44,6 +44,8 @@ logger = logging.getLogger("espnet_mamba")
 SOURCE = Path(__file__).with_name("csrc") / "mamba_cpu.c"
 CACHE_ENV = "ESPNET_MAMBA_CACHE"
 MAX_CHUNK = 64           # the C source's MAX_CHUNK: steps between backward checkpoints
+MAX_STATE = 256          # the C source's MAX_STATE: largest d_state
+LANES = 16               # the C source's LANES: channels per vector block
 DEFAULT_CHUNK = 32
 BASE_FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fopenmp-simd"]
 # rows of work below which starting a thread costs more than it saves (~20 us each)
@@ -188,9 +190,15 @@ def library(dtype: torch.dtype):
     return libs[dtype]
 
 
-def threads_for(elements: int) -> int:
-    """torch's intra-op thread count, fewer when the work is too small to share."""
-    return max(1, min(torch.get_num_threads(), elements // MIN_ELEMENTS_PER_THREAD))
+def blocks(batch: int, dim: int, groups: int) -> int:
+    """How many LANES-channel blocks the scan kernels split the work into."""
+    return batch * groups * -(-(dim // groups) // LANES)
+
+
+def threads_for(elements: int, units: int) -> int:
+    """torch's intra-op thread count, fewer when the work is too small to share
+    or has fewer ``units`` (blocks, rows) than threads."""
+    return max(1, min(torch.get_num_threads(), units, elements // MIN_ELEMENTS_PER_THREAD))
 
 
 def ptr(t: Optional[torch.Tensor]):

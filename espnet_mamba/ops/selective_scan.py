@@ -110,6 +110,12 @@ def _cuda_unsupported(initial_state, return_last_state, tensors) -> Optional[str
     return None
 
 
+def _cpu_unsupported(d_state: int) -> Optional[str]:
+    from espnet_mamba.ops.cpu_kernels import MAX_STATE
+
+    return f"d_state={d_state} (at most {MAX_STATE})" if d_state > MAX_STATE else None
+
+
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    initial_state=None, return_last_state=False,
                    backend: Optional[str] = None, chunk: Optional[int] = None):
@@ -123,7 +129,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     which = _backend.choose(
         "selective_scan", u, backend, cuda_kernel=_backend.selective_scan_kernel(),
         cuda_unsupported=_cuda_unsupported(initial_state, return_last_state,
-                                           (u, delta, A, B, C, D, z, delta_bias)))
+                                           (u, delta, A, B, C, D, z, delta_bias)),
+        cpu_unsupported=_cpu_unsupported(A.shape[1]))
     if which == "cuda":
         kernel, _ = _backend.selective_scan_kernel()
         out = kernel(u, delta, A, B.contiguous() if B.dim() > 2 else B,
@@ -159,8 +166,9 @@ def selective_state_step(state: torch.Tensor, u_t, delta_t, A, B_t, C_t, D=None,
     """
     fits = state.dtype in (torch.float32, torch.float64) and state.is_contiguous()
     which = _backend.choose("selective_state_step", state, backend,
-                            cpu_unsupported=None if fits else
-                            f"a {state.dtype} or non-contiguous state (fp32/fp64, contiguous)")
+                            cpu_unsupported=_cpu_unsupported(state.shape[-1]) or (
+                                None if fits else
+                                f"a {state.dtype} or non-contiguous state (fp32/fp64, contiguous)"))
     if which == "cpu":
         from espnet_mamba.ops.selective_scan_cpu import selective_state_step_cpu
 

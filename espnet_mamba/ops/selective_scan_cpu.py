@@ -24,6 +24,13 @@ import torch
 from espnet_mamba.ops import cpu_kernels as _k
 
 
+def _channel_last(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    """(batch, D, L) with unit stride over D: the kernel loads LANES channels at once."""
+    if t is None or t.stride(1) == 1:
+        return t
+    return t.transpose(1, 2).contiguous().transpose(1, 2)
+
+
 def _channel_last_like(u: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """An empty (batch, D, L) tensor laid out like u: Mamba's next op wants (batch, L, D)."""
     batch, dim, length = u.shape
@@ -72,7 +79,8 @@ class CompiledSelectiveScan(torch.autograd.Function):
         ckpt = (u.new_empty(batch, dim, -(-length // chunk), A.shape[1]) if training else None)
         a = _args(u, delta, A, B, C, D, z, delta_bias, h0, softplus, chunk)
         a.y, a.last, a.ckpt, a.s_y = y.data_ptr(), last.data_ptr(), _k.ptr(ckpt), _k.strides3(y)
-        _k.library(u.dtype).scan_fwd(a, _k.threads_for(u.numel() * A.shape[1]))
+        _k.library(u.dtype).scan_fwd(a, _k.threads_for(u.numel() * A.shape[1],
+                                                          _k.blocks(batch, dim, a.groups)))
         if training:
             ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, h0, ckpt)
             ctx.softplus, ctx.chunk = softplus, chunk
@@ -85,17 +93,17 @@ class CompiledSelectiveScan(torch.autograd.Function):
             grad_y = torch.zeros_like(u)
         batch, dim, length = u.shape
         n = A.shape[1]
-        threads = _k.threads_for(u.numel() * n)
+        a = _args(u, delta, A, B, C, D, z, delta_bias, h0, ctx.softplus, ctx.chunk)
+        threads = _k.threads_for(u.numel() * n, _k.blocks(batch, dim, a.groups))
         grad_u, grad_delta = _channel_last_like(u, u.dtype), _channel_last_like(u, u.dtype)
         grad_z = None if z is None else _channel_last_like(u, u.dtype)
         grad_h0 = None if h0 is None else torch.empty_like(h0)
         # per-thread buffers for the gradients that sum over rows of several threads
         per_thread = dict(A=u.new_zeros(threads, dim, n), D=u.new_zeros(threads, dim),
                           bias=u.new_zeros(threads, dim))
-        for name, m in (("B", B), ("C", C)):
-            shape = (m.shape[0], m.shape[1], length, n) if m.dim() == 4 else (dim, n)
+        for name, m in (("B", B), ("C", C)):  # time-varying: one slot per channel lane too
+            shape = (m.shape[0], m.shape[1], length, n, _k.LANES) if m.dim() == 4 else (dim, n)
             per_thread[name] = u.new_zeros((threads,) + shape)
-        a = _args(u, delta, A, B, C, D, z, delta_bias, h0, ctx.softplus, ctx.chunk)
         a.ckpt, a.grad_y = ckpt.data_ptr(), grad_y.data_ptr()
         grad_last = None if grad_last is None else grad_last.to(u.dtype).contiguous()
         a.grad_last = _k.ptr(grad_last)
@@ -107,8 +115,10 @@ class CompiledSelectiveScan(torch.autograd.Function):
         _k.library(u.dtype).scan_bwd(a, threads)
 
         def total(name, like):
-            g = per_thread[name].sum(0)
-            return g.transpose(2, 3) if like.dim() == 4 else g.reshape(like.shape)
+            g = per_thread[name]
+            if like.dim() == 4:  # (threads, batch, G, L, N, lanes) -> (batch, G, N, L)
+                return g.sum((0, 5)).transpose(2, 3)
+            return g.sum(0).reshape(like.shape)
 
         return (grad_u, grad_delta, total("A", A), total("B", B), total("C", C),
                 None if D is None else total("D", D), grad_z,
@@ -129,8 +139,9 @@ def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
             return None if t is None else t.to(work)
 
         y, last = CompiledSelectiveScan.apply(
-            cast(u), cast(delta), cast(A).contiguous(), _bc_layout(cast(B)), _bc_layout(cast(C)),
-            cast(D), cast(z), cast(delta_bias),
+            _channel_last(cast(u)), _channel_last(cast(delta)), cast(A).contiguous(),
+            _bc_layout(cast(B)), _bc_layout(cast(C)), cast(D), _channel_last(cast(z)),
+            cast(delta_bias),
             None if initial_state is None else cast(initial_state).contiguous(),
             bool(delta_softplus), chunk)
     y = y.to(dtype_in)
@@ -160,5 +171,5 @@ def selective_state_step_cpu(state: torch.Tensor, u_t, delta_t, A, B_t, C_t, D=N
     a.batch, a.dim, a.nstate, a.softplus = state.shape[0], state.shape[1], state.shape[2], int(delta_softplus)
     a.s_u, a.s_delta, a.s_B, a.s_C, a.s_y = (t.stride(0) for t in (u_t, delta_t, B_t, C_t, y))
     a.s_z = 0 if z_t is None else z_t.stride(0)
-    _k.library(work).state_step(a, _k.threads_for(state.numel()))
+    _k.library(work).state_step(a, _k.threads_for(state.numel(), _k.blocks(*state.shape[:2], 1)))
     return y.to(out_dtype), state

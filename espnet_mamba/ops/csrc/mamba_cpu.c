@@ -10,16 +10,17 @@
  *   state_step one token of the recurrence (beam search), in place
  *   conv_fwd, conv_bwd, conv_step   depthwise causal conv1d (+ silu)
  *
- * Work is split over rows (batch x channel). Each call starts its own threads
+ * Work is split over blocks of LANES channels of one utterance, computed side
+ * by side in vectors (see `block`). Each call starts its own threads
  * (no pool survives the call), so the library is safe under fork, and the
  * caller chooses the count (torch.get_num_threads()). Gradients that sum over
  * rows of several threads (A, B, C, D, bias, conv weight) go to one private
  * buffer per thread; the caller adds them up.
  *
- * The state loop runs over d_state with `#pragma omp simd` (compiled with
- * -fopenmp-simd: vector code, no OpenMP runtime). exp() of the decay is our
- * own range-reduced polynomial, which the compiler vectorises; libm's expf
- * would be one scalar call per state element.
+ * Loops over the lanes carry `#pragma omp simd` (compiled with -fopenmp-simd:
+ * vector code, no OpenMP runtime). exp() of the decay is our own range-reduced
+ * polynomial, which the compiler vectorises; libm's expf would be one scalar
+ * call per state element.
  */
 #include <math.h>
 #include <pthread.h>
@@ -41,6 +42,9 @@ typedef int32_t ibits;
  * are numerically zero and would otherwise make denormals (slow on x86) */
 #define LOG_DECAY_FLOOR ((real)-60.0)
 #define MAX_CHUNK 64
+#define MAX_STATE 256 /* d_state */
+#define LANES 16      /* channels computed side by side in one vector */
+#define PREFETCH_AHEAD 8 /* steps */
 #define MAX_THREADS 256
 
 /* exp(x), x clamped to the normal range: x = k ln2 + r with |r| <= ln2/2, exp(r) by its
@@ -50,7 +54,8 @@ static inline real vexp(real x) {
 #ifdef REAL_IS_DOUBLE
   const real round_magic = 6755399441055744.0; /* 1.5 * 2^52 */
   const real ln2_hi = 6.93145751953125e-1, ln2_lo = 1.42860682030941723212e-6;
-  x = x > 700.0 ? 700.0 : (x < -700.0 ? -700.0 : x);
+  x = x < 700.0 ? x : 700.0; /* two min/max-shaped clamps: vminpd/vmaxpd, no masks */
+  x = x > -700.0 ? x : -700.0;
   real k = (x * 1.4426950408889634 + round_magic) - round_magic;
   real r = (x - k * ln2_hi) - k * ln2_lo;
   real p = 1.0 / 6227020800.0;
@@ -71,7 +76,8 @@ static inline real vexp(real x) {
 #else
   const real round_magic = 12582912.0f; /* 1.5 * 2^23 */
   const real ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
-  x = x > 88.0f ? 88.0f : (x < -87.0f ? -87.0f : x);
+  x = x < 88.0f ? x : 88.0f; /* two min/max-shaped clamps: vminps/vmaxps, no masks */
+  x = x > -87.0f ? x : -87.0f;
   real k = (x * 1.44269504f + round_magic) - round_magic;
   real r = (x - k * ln2_hi) - k * ln2_lo;
   real p = 1.0f / 720.0f;
@@ -165,223 +171,381 @@ static void parallel_rows(row_fn fn, const void *args, i64 rows, int threads) {
 /* ------------------------------------------------------------------- scan */
 
 /* Strides are in elements. u, delta, z, y, grad_y, grad_u, grad_delta, grad_z:
- * (batch, dim, len) with strides [b, d, t]. B and C: time-varying
- * (batch, groups, len, n) with strides [b, g, t] and unit stride over n, or
- * time-invariant (dim, n) contiguous. A (dim, n), h0/last/grad_last/grad_h0
- * (batch, dim, n) and checkpoints (batch, dim, n_chunks, n): contiguous.
- * chunk <= MAX_CHUNK steps between checkpoints. */
+ * (batch, dim, len) with strides [b, d, t] (fastest when d's stride is 1, as
+ * in Mamba). B and C: time-varying (batch, groups, len, n) with strides
+ * [b, g, t] and unit stride over n, or time-invariant (dim, n) contiguous.
+ * A (dim, n), h0/last/grad_last/grad_h0 (batch, dim, n) and checkpoints
+ * (batch, dim, n_chunks, n): contiguous. chunk <= MAX_CHUNK.
+ *
+ * Per-thread gradient buffers: grad_A (dim, n), grad_D and grad_bias (dim);
+ * grad_B/grad_C (batch, groups, len, n, LANES) when time-varying (the LANES
+ * channel lanes are summed by the caller: no horizontal sums in the loop),
+ * (dim, n) when time-invariant. */
 typedef struct {
   const real *u, *delta, *A, *B, *C, *D, *z, *delta_bias, *h0;
   real *y, *last, *ckpt;
   /* backward only */
   const real *grad_y, *grad_last;
   real *grad_u, *grad_delta, *grad_z, *grad_h0;
-  real *grad_A, *grad_B, *grad_C, *grad_D, *grad_bias; /* per-thread buffers */
+  real *grad_A, *grad_B, *grad_C, *grad_D, *grad_bias;
   i64 batch, dim, len, nstate, groups, chunk, softplus, B_varies, C_varies;
   i64 s_u[3], s_delta[3], s_z[3], s_y[3], s_B[3], s_C[3];
   i64 s_gy[3], s_gu[3], s_gdelta[3], s_gz[3];
 } scan_args;
 
-/* One row's pointers: its u, delta, z series, its B and C and their time steps. */
+/* The work unit: LANES neighbouring channels of one group of one utterance,
+ * computed side by side in one vector (lane j = channel d0 + j). The state
+ * h[n] of LANES channels is one vector, so the update, exp(delta A) included,
+ * runs LANES channels per instruction and C.h needs no horizontal sum. */
 typedef struct {
-  const real *u, *delta, *z, *B, *C, *A;
-  i64 sBt, sCt;
-  real D, bias;
-} scan_row;
+  i64 b, g, d0, w; /* w <= LANES real lanes; the rest compute on zeros and are not stored */
+} block;
 
-static inline scan_row row_of(const scan_args *a, i64 r) {
-  const i64 N = a->nstate, b = r / a->dim, d = r % a->dim, g = d / (a->dim / a->groups);
-  scan_row w;
-  w.u = a->u + b * a->s_u[0] + d * a->s_u[1];
-  w.delta = a->delta + b * a->s_delta[0] + d * a->s_delta[1];
-  w.z = a->z ? a->z + b * a->s_z[0] + d * a->s_z[1] : NULL;
-  w.B = a->B_varies ? a->B + b * a->s_B[0] + g * a->s_B[1] : a->B + d * N;
-  w.C = a->C_varies ? a->C + b * a->s_C[0] + g * a->s_C[1] : a->C + d * N;
-  w.sBt = a->B_varies ? a->s_B[2] : 0;
-  w.sCt = a->C_varies ? a->s_C[2] : 0;
-  w.A = a->A + d * N;
-  w.D = a->D ? a->D[d] : 0;
-  w.bias = a->delta_bias ? a->delta_bias[d] : 0;
-  return w;
+static inline i64 blocks_per_group(const scan_args *a) {
+  return (a->dim / a->groups + LANES - 1) / LANES;
 }
 
-/* The per-step scalars of steps [s, s+k) of one row, computed in vector loops
- * (softplus and silu are a few transcendental functions per step: as scalar
- * libm calls they would cost more than the whole state update). */
-typedef struct {
-  real u[MAX_CHUNK], dt[MAX_CHUNK], gate[MAX_CHUNK];
-  real raw_sig[MAX_CHUNK], z[MAX_CHUNK], z_sig[MAX_CHUNK]; /* for the backward */
-} step_scalars;
+static inline block block_of(const scan_args *a, i64 index) {
+  const i64 per_group = a->dim / a->groups, nb = blocks_per_group(a);
+  block k;
+  k.b = index / (a->groups * nb);
+  k.g = (index / nb) % a->groups;
+  const i64 first = (index % nb) * LANES;
+  k.d0 = k.g * per_group + first;
+  k.w = per_group - first < LANES ? per_group - first : LANES;
+  return k;
+}
 
-static void load_steps(const scan_args *a, const scan_row *w, i64 s, i64 k, step_scalars *st) {
-  for (i64 i = 0; i < k; i++) {
-    st->u[i] = w->u[(s + i) * a->s_u[2]];
-    st->dt[i] = w->delta[(s + i) * a->s_delta[2]] + w->bias;
-    st->z[i] = w->z ? w->z[(s + i) * a->s_z[2]] : 0;
+/* A, and B/C when time-invariant, as [n][lane]; D and bias per lane */
+typedef struct {
+  real A[MAX_STATE][LANES], B[MAX_STATE][LANES], C[MAX_STATE][LANES];
+  real D[LANES], bias[LANES];
+  real B_step[MAX_STATE][LANES], C_step[MAX_STATE][LANES]; /* scratch: one step's B, C */
+} block_consts;
+
+static void load_consts(const scan_args *a, const block *k, block_consts *c) {
+  const i64 N = a->nstate;
+  for (i64 n = 0; n < N; n++)
+    for (i64 j = 0; j < LANES; j++) {
+      const int ok = j < k->w;
+      const i64 d = k->d0 + j;
+      c->A[n][j] = ok ? a->A[d * N + n] : 0;
+      c->B[n][j] = ok && !a->B_varies ? a->B[d * N + n] : 0;
+      c->C[n][j] = ok && !a->C_varies ? a->C[d * N + n] : 0;
+    }
+  for (i64 j = 0; j < LANES; j++) {
+    const int ok = j < k->w;
+    c->D[j] = ok && a->D ? a->D[k->d0 + j] : 0;
+    c->bias[j] = ok && a->delta_bias ? a->delta_bias[k->d0 + j] : 0;
   }
+}
+
+/* one step's per-channel scalars */
+typedef struct {
+  real u[LANES], dt[LANES], raw_sig[LANES], z[LANES], z_sig[LANES], gate[LANES];
+} lane_step;
+
+/* LANES values of channels d0.. at one step, zeros past the block's w channels */
+static inline void load_lanes(real *dst, const real *src, i64 stride, i64 w) {
+  if (w == LANES && stride == 1) {
+    memcpy(dst, src, sizeof(real) * LANES);
+    return;
+  }
+  for (i64 j = 0; j < LANES; j++) dst[j] = j < w ? src[j * stride] : 0;
+}
+
+/* A block walks time with a stride of a whole (batch, L, D) row per step: the
+ * hardware prefetcher does not follow it, and each step would wait for memory. */
+static inline void prefetch_step(const scan_args *a, const block *k, i64 t) {
+  if (t >= a->len) return;
+  __builtin_prefetch(a->u + k->b * a->s_u[0] + k->d0 * a->s_u[1] + t * a->s_u[2]);
+  __builtin_prefetch(a->delta + k->b * a->s_delta[0] + k->d0 * a->s_delta[1] + t * a->s_delta[2]);
+  if (a->z) __builtin_prefetch(a->z + k->b * a->s_z[0] + k->d0 * a->s_z[1] + t * a->s_z[2]);
+  if (a->B_varies) __builtin_prefetch(a->B + k->b * a->s_B[0] + k->g * a->s_B[1] + t * a->s_B[2]);
+  if (a->C_varies) __builtin_prefetch(a->C + k->b * a->s_C[0] + k->g * a->s_C[1] + t * a->s_C[2]);
+  if (a->y) __builtin_prefetch(a->y + k->b * a->s_y[0] + k->d0 * a->s_y[1] + t * a->s_y[2], 1);
+  if (a->grad_y)
+    __builtin_prefetch(a->grad_y + k->b * a->s_gy[0] + k->d0 * a->s_gy[1] + t * a->s_gy[2]);
+}
+
+/* raw_sig (d softplus / d raw delta) only when `for_backward` */
+static inline void load_step(const scan_args *a, const block *k, const block_consts *c, i64 t,
+                             int for_backward, lane_step *st) {
+  load_lanes(st->u, a->u + k->b * a->s_u[0] + k->d0 * a->s_u[1] + t * a->s_u[2], a->s_u[1], k->w);
+  load_lanes(st->dt, a->delta + k->b * a->s_delta[0] + k->d0 * a->s_delta[1] + t * a->s_delta[2],
+             a->s_delta[1], k->w);
   if (a->softplus) {
 #pragma omp simd
-    for (i64 i = 0; i < k; i++) {
-      const real raw = st->dt[i];
-      st->raw_sig[i] = raw > 20 ? 1 : vsigmoid(raw); /* d softplus / d raw */
-      st->dt[i] = vsoftplus(raw);
+    for (i64 j = 0; j < LANES; j++) {
+      const real raw = st->dt[j] + c->bias[j];
+      if (for_backward) st->raw_sig[j] = raw > 20 ? 1 : vsigmoid(raw);
+      st->dt[j] = vsoftplus(raw);
     }
   } else {
-    for (i64 i = 0; i < k; i++) st->raw_sig[i] = 1;
+    for (i64 j = 0; j < LANES; j++) {
+      st->dt[j] += c->bias[j];
+      st->raw_sig[j] = 1;
+    }
   }
-  if (w->z) {
+  if (a->z) {
+    load_lanes(st->z, a->z + k->b * a->s_z[0] + k->d0 * a->s_z[1] + t * a->s_z[2], a->s_z[1], k->w);
 #pragma omp simd
-    for (i64 i = 0; i < k; i++) {
-      st->z_sig[i] = vsigmoid(st->z[i]);
-      st->gate[i] = st->z[i] * st->z_sig[i];
+    for (i64 j = 0; j < LANES; j++) {
+      st->z_sig[j] = vsigmoid(st->z[j]);
+      st->gate[j] = st->z[j] * st->z_sig[j];
     }
   } else {
-    for (i64 i = 0; i < k; i++) st->gate[i] = 1;
+    for (i64 j = 0; j < LANES; j++) st->gate[j] = 1;
   }
 }
 
-/* h = exp(dt A) h_prev + dt u B (decays kept in `decay` if not NULL); returns C.h */
-static inline real state_update(i64 N, const real *A, const real *B, const real *C, real dt,
-                                real du, const real *h_prev, real *h, real *decay) {
-  real acc = 0;
-#pragma omp simd reduction(+ : acc)
+/* B or C of step t as [n] -> value for all lanes: a pointer to (n) scalars when
+ * time-varying, NULL when time-invariant (then block_consts has them per lane) */
+static inline const real *bc_step(const real *m, int varies, const i64 *s, const block *k, i64 t) {
+  return varies ? m + k->b * s[0] + k->g * s[1] + t * s[2] : NULL;
+}
+
+/* h[n] = exp(dt A[n]) h_prev[n] + dt u B[n] for every state n and lane, the
+ * decays kept for the backward; C.h per lane into `out`. The fast path, Mamba's:
+ * B and C vary in time, one scalar per state shared by the block's lanes. */
+static inline void update_shared_bc(i64 N, const block_consts *restrict c, const real *restrict Bt,
+                                    const real *restrict Ct, const lane_step *restrict st,
+                                    const real (*restrict h_prev)[LANES],
+                                    real (*restrict h)[LANES], real (*restrict decay)[LANES],
+                                    real *restrict out) {
+  real acc[LANES] = {0}, du[LANES];
+  for (i64 j = 0; j < LANES; j++) du[j] = st->dt[j] * st->u[j];
   for (i64 n = 0; n < N; n++) {
-    real x = dt * A[n];
-    x = x < LOG_DECAY_FLOOR ? LOG_DECAY_FLOOR : x;
-    const real dec = vexp(x);
-    if (decay) decay[n] = dec;
-    h[n] = dec * h_prev[n] + du * B[n];
-    acc += h[n] * C[n];
+    const real bs = Bt[n], cs = Ct[n];
+#pragma omp simd
+    for (i64 j = 0; j < LANES; j++) {
+      real x = st->dt[j] * c->A[n][j];
+      x = x > LOG_DECAY_FLOOR ? x : LOG_DECAY_FLOOR;
+      decay[n][j] = vexp(x);
+      h[n][j] = decay[n][j] * h_prev[n][j] + du[j] * bs;
+      acc[j] += h[n][j] * cs;
+    }
   }
-  return acc;
+  memcpy(out, acc, sizeof acc);
 }
 
-static void scan_fwd_rows(const void *p, i64 r0, i64 r1, int thread) {
+/* the same with B and C given per lane ([n][lane]: time-invariant ones) */
+static inline void update_lane_bc(i64 N, const block_consts *restrict c,
+                                  const real (*restrict B)[LANES], const real (*restrict C)[LANES],
+                                  const lane_step *restrict st, const real (*restrict h_prev)[LANES],
+                                  real (*restrict h)[LANES], real (*restrict decay)[LANES],
+                                  real *restrict out) {
+  real acc[LANES] = {0}, du[LANES];
+  for (i64 j = 0; j < LANES; j++) du[j] = st->dt[j] * st->u[j];
+  for (i64 n = 0; n < N; n++) {
+#pragma omp simd
+    for (i64 j = 0; j < LANES; j++) {
+      real x = st->dt[j] * c->A[n][j];
+      x = x > LOG_DECAY_FLOOR ? x : LOG_DECAY_FLOOR;
+      decay[n][j] = vexp(x);
+      h[n][j] = decay[n][j] * h_prev[n][j] + du[j] * B[n][j];
+      acc[j] += h[n][j] * C[n][j];
+    }
+  }
+  memcpy(out, acc, sizeof acc);
+}
+
+/* step t of block k: h from h_prev (distinct arrays), decays, C.h per lane */
+static void state_update(const scan_args *a, const block *k, block_consts *c, i64 t,
+                         const lane_step *st, const real (*h_prev)[LANES], real (*h)[LANES],
+                         real (*decay)[LANES], real *out) {
+  const i64 N = a->nstate;
+  const real *Bt = bc_step(a->B, a->B_varies, a->s_B, k, t);
+  const real *Ct = bc_step(a->C, a->C_varies, a->s_C, k, t);
+  if (Bt && Ct) {
+    update_shared_bc(N, c, Bt, Ct, st, h_prev, h, decay, out);
+    return;
+  }
+  for (i64 n = 0; n < N; n++) /* spread a time-varying one over the lanes */
+    for (i64 j = 0; j < LANES; j++) {
+      c->B_step[n][j] = Bt ? Bt[n] : c->B[n][j];
+      c->C_step[n][j] = Ct ? Ct[n] : c->C[n][j];
+    }
+  update_lane_bc(N, c, (const real(*)[LANES])c->B_step, (const real(*)[LANES])c->C_step, st,
+                 h_prev, h, decay, out);
+}
+
+static void store_lanes(real *dst, i64 stride, const real *v, i64 w) {
+  for (i64 j = 0; j < w; j++) dst[j * stride] = v[j];
+}
+
+static void scan_fwd_blocks(const void *p, i64 k0, i64 k1, int thread) {
   const scan_args *a = (const scan_args *)p;
   const i64 N = a->nstate, L = a->len, K = a->chunk, n_chunks = (L + K - 1) / K;
-  real *h = malloc(sizeof(real) * N);
-  step_scalars *st = malloc(sizeof(step_scalars));
+  block_consts *c = malloc(sizeof(block_consts));
+  /* two states used in turn (the update reads one, writes the other) and the decays */
+  real(*buf)[MAX_STATE][LANES] = malloc(sizeof(real) * 3 * MAX_STATE * LANES);
+  lane_step st;
+  real out[LANES];
   (void)thread;
-  for (i64 r = r0; r < r1; r++) {
-    const scan_row w = row_of(a, r);
-    const i64 b = r / a->dim, d = r % a->dim;
-    real *y = a->y + b * a->s_y[0] + d * a->s_y[1];
-    for (i64 n = 0; n < N; n++) h[n] = a->h0 ? a->h0[r * N + n] : 0;
-    for (i64 c = 0; c < n_chunks; c++) {
-      const i64 s = c * K, k = s + K < L ? K : L - s;
-      if (a->ckpt) memcpy(a->ckpt + (r * n_chunks + c) * N, h, sizeof(real) * N);
-      load_steps(a, &w, s, k, st);
-      for (i64 i = 0; i < k; i++) {
-        const i64 t = s + i;
-        const real dt = st->dt[i], ut = st->u[i];
-        const real acc = state_update(N, w.A, w.B + t * w.sBt, w.C + t * w.sCt, dt, dt * ut, h,
-                                      h, NULL);
-        y[t * a->s_y[2]] = (acc + w.D * ut) * st->gate[i];
-      }
+  for (i64 index = k0; index < k1; index++) {
+    const block k = block_of(a, index);
+    real(*h)[LANES] = buf[0], (*h_next)[LANES] = buf[1], (*decay)[LANES] = buf[2];
+    load_consts(a, &k, c);
+    for (i64 n = 0; n < N; n++)
+      for (i64 j = 0; j < LANES; j++)
+        h[n][j] = a->h0 && j < k.w ? a->h0[(k.b * a->dim + k.d0 + j) * N + n] : 0;
+    real *y = a->y + k.b * a->s_y[0] + k.d0 * a->s_y[1];
+    for (i64 t = 0; t < L; t++) {
+      if (a->ckpt && t % K == 0)
+        for (i64 j = 0; j < k.w; j++)
+          for (i64 n = 0; n < N; n++)
+            a->ckpt[((k.b * a->dim + k.d0 + j) * n_chunks + t / K) * N + n] = h[n][j];
+      prefetch_step(a, &k, t + PREFETCH_AHEAD);
+      load_step(a, &k, c, t, 0, &st);
+      state_update(a, &k, c, t, &st, (const real(*)[LANES])h, h_next, decay, out);
+      real(*swap)[LANES] = h;
+      h = h_next;
+      h_next = swap;
+#pragma omp simd
+      for (i64 j = 0; j < LANES; j++) out[j] = (out[j] + c->D[j] * st.u[j]) * st.gate[j];
+      store_lanes(y + t * a->s_y[2], a->s_y[1], out, k.w);
     }
-    if (a->last) memcpy(a->last + r * N, h, sizeof(real) * N);
+    if (a->last)
+      for (i64 j = 0; j < k.w; j++)
+        for (i64 n = 0; n < N; n++) a->last[(k.b * a->dim + k.d0 + j) * N + n] = h[n][j];
   }
-  free(h);
-  free(st);
+  free(c);
+  free(buf);
 }
 
-static void scan_bwd_rows(const void *p, i64 r0, i64 r1, int thread) {
+static void scan_bwd_blocks(const void *p, i64 k0, i64 k1, int thread) {
   const scan_args *a = (const scan_args *)p;
   const i64 N = a->nstate, L = a->len, Dm = a->dim, G = a->groups;
   const i64 K = a->chunk, n_chunks = (L + K - 1) / K;
-  /* this thread's private gradient buffers */
   real *gA_all = a->grad_A + (i64)thread * Dm * N;
   real *gD_all = a->grad_D + (i64)thread * Dm;
   real *gbias_all = a->grad_bias + (i64)thread * Dm;
-  const i64 B_size = a->B_varies ? a->batch * G * L * N : Dm * N;
-  const i64 C_size = a->C_varies ? a->batch * G * L * N : Dm * N;
+  const i64 B_size = a->B_varies ? a->batch * G * L * N * LANES : Dm * N;
+  const i64 C_size = a->C_varies ? a->batch * G * L * N * LANES : Dm * N;
   real *gB_all = a->grad_B + (i64)thread * B_size;
   real *gC_all = a->grad_C + (i64)thread * C_size;
-  real *states = malloc(sizeof(real) * K * N); /* h[t] for the chunk's steps */
-  real *decays = malloc(sizeof(real) * K * N); /* exp(delta A) */
-  real *ys = malloc(sizeof(real) * K);         /* y before the silu(z) gate */
-  real *gh = malloc(sizeof(real) * N);         /* dLoss/dh[t], running backwards */
-  real *gA = malloc(sizeof(real) * N);
-  step_scalars *st = malloc(sizeof(step_scalars));
-  for (i64 r = r0; r < r1; r++) {
-    const scan_row w = row_of(a, r);
-    const i64 b = r / Dm, d = r % Dm, g = d / (Dm / G);
-    const real *gy_in = a->grad_y + b * a->s_gy[0] + d * a->s_gy[1];
-    real *gu = a->grad_u + b * a->s_gu[0] + d * a->s_gu[1];
-    real *gdl = a->grad_delta + b * a->s_gdelta[0] + d * a->s_gdelta[1];
-    real *gz = w.z ? a->grad_z + b * a->s_gz[0] + d * a->s_gz[1] : NULL;
-    /* gradients of B and C: laid out like B and C, but contiguous */
-    real *gBp = gB_all + (a->B_varies ? (b * G + g) * L * N : d * N);
-    real *gCp = gC_all + (a->C_varies ? (b * G + g) * L * N : d * N);
-    const i64 gB_step = a->B_varies ? N : 0, gC_step = a->C_varies ? N : 0;
-    real gDd = 0, gbias = 0;
-    for (i64 n = 0; n < N; n++) {
-      gh[n] = a->grad_last ? a->grad_last[r * N + n] : 0;
-      gA[n] = 0;
-    }
-    for (i64 c = n_chunks - 1; c >= 0; c--) {
-      const i64 s = c * K, k = s + K < L ? K : L - s;
-      const real *h_start = a->ckpt + (r * n_chunks + c) * N;
-      load_steps(a, &w, s, k, st);
-      for (i64 i = 0; i < k; i++) { /* the chunk's states again, from its checkpoint */
-        const i64 t = s + i;
-        const real *prev = i == 0 ? h_start : states + (i - 1) * N;
-        ys[i] = state_update(N, w.A, w.B + t * w.sBt, w.C + t * w.sCt, st->dt[i],
-                             st->dt[i] * st->u[i], prev, states + i * N, decays + i * N)
-                + w.D * st->u[i];
+  block_consts *c = malloc(sizeof(block_consts));
+  /* the chunk's states h[t] (and h[s-1] in front), decays and step scalars */
+  real(*states)[MAX_STATE][LANES] = malloc(sizeof(real) * (MAX_CHUNK + 1) * MAX_STATE * LANES);
+  real(*decays)[MAX_STATE][LANES] = malloc(sizeof(real) * MAX_CHUNK * MAX_STATE * LANES);
+  lane_step *steps = malloc(sizeof(lane_step) * MAX_CHUNK);
+  real(*ys)[LANES] = malloc(sizeof(real) * MAX_CHUNK * LANES); /* y before the gate */
+  real(*gh)[LANES] = malloc(sizeof(real) * MAX_STATE * LANES); /* dLoss/dh, running back */
+  real(*gA)[LANES] = malloc(sizeof(real) * MAX_STATE * LANES);
+  real(*gB_inv)[LANES] = malloc(sizeof(real) * MAX_STATE * LANES);
+  real(*gC_inv)[LANES] = malloc(sizeof(real) * MAX_STATE * LANES);
+  for (i64 index = k0; index < k1; index++) {
+    const block k = block_of(a, index);
+    load_consts(a, &k, c);
+    real gD[LANES] = {0}, gbias[LANES] = {0};
+    for (i64 n = 0; n < N; n++)
+      for (i64 j = 0; j < LANES; j++) {
+        gh[n][j] = a->grad_last && j < k.w ? a->grad_last[(k.b * Dm + k.d0 + j) * N + n] : 0;
+        gA[n][j] = gB_inv[n][j] = gC_inv[n][j] = 0;
       }
-      for (i64 i = k - 1; i >= 0; i--) {
+    const i64 row0 = k.b * Dm + k.d0; /* (b, d0) as a row of (batch, dim) */
+    for (i64 ch = n_chunks - 1; ch >= 0; ch--) {
+      const i64 s = ch * K, len = s + K < L ? K : L - s;
+      for (i64 n = 0; n < N; n++)
+        for (i64 j = 0; j < LANES; j++)
+          states[0][n][j] = j < k.w ? a->ckpt[((row0 + j) * n_chunks + ch) * N + n] : 0;
+      for (i64 i = 0; i < len; i++) { /* the chunk's states again, from its checkpoint */
         const i64 t = s + i;
-        const real dt = st->dt[i], ut = st->u[i], du = dt * ut;
-        const real *Bt = w.B + t * w.sBt, *Ct = w.C + t * w.sCt, *A = w.A;
-        real *gBt = gBp + t * gB_step, *gCt = gCp + t * gC_step;
-        const real *cur = states + i * N, *dec = decays + i * N;
-        const real *prev = i == 0 ? h_start : states + (i - 1) * N;
-        const real g_out = gy_in[t * a->s_gy[2]];
-        if (gz) { /* out = y * z * sigmoid(z) */
-          const real sg = st->z_sig[i];
-          gz[t * a->s_gz[2]] = g_out * ys[i] * sg * (1 + st->z[i] * (1 - sg));
+        prefetch_step(a, &k, t + PREFETCH_AHEAD);
+        load_step(a, &k, c, t, 1, &steps[i]);
+        state_update(a, &k, c, t, &steps[i], (const real(*)[LANES])states[i], states[i + 1],
+                     decays[i], ys[i]);
+        for (i64 j = 0; j < LANES; j++) ys[i][j] += c->D[j] * steps[i].u[j];
+      }
+      for (i64 i = len - 1; i >= 0; i--) {
+        const i64 t = s + i;
+        const lane_step *st = &steps[i];
+        const real *Bt = bc_step(a->B, a->B_varies, a->s_B, &k, t);
+        const real *Ct = bc_step(a->C, a->C_varies, a->s_C, &k, t);
+        real *gBt = a->B_varies ? gB_all + (((k.b * G + k.g) * L + t) * N) * LANES : NULL;
+        real *gCt = a->C_varies ? gC_all + (((k.b * G + k.g) * L + t) * N) * LANES : NULL;
+        const real *gout = a->grad_y + k.b * a->s_gy[0] + k.d0 * a->s_gy[1] + t * a->s_gy[2];
+        real gy[LANES], du[LANES], sumA[LANES] = {0}, sumB[LANES] = {0}, tmp[LANES];
+        for (i64 j = 0; j < LANES; j++) gy[j] = j < k.w ? gout[j * a->s_gy[1]] : 0;
+        if (a->z) { /* out = y * z * sigmoid(z) */
+#pragma omp simd
+          for (i64 j = 0; j < LANES; j++) {
+            const real sg = st->z_sig[j];
+            tmp[j] = gy[j] * ys[i][j] * sg * (1 + st->z[j] * (1 - sg));
+          }
+          store_lanes(a->grad_z + k.b * a->s_gz[0] + k.d0 * a->s_gz[1] + t * a->s_gz[2],
+                      a->s_gz[1], tmp, k.w);
         }
-        const real gy = g_out * st->gate[i];
-        gDd += gy * ut;
-        real sum_AgL = 0, sum_Bgh = 0;
-#pragma omp simd reduction(+ : sum_AgL, sum_Bgh)
+#pragma omp simd
+        for (i64 j = 0; j < LANES; j++) {
+          gy[j] *= st->gate[j];
+          du[j] = st->dt[j] * st->u[j];
+          gD[j] += gy[j] * st->u[j];
+        }
         for (i64 n = 0; n < N; n++) {
-          const real ghn = gh[n] + gy * Ct[n];
-          gCt[n] += gy * cur[n];
-          /* d/d(delta A) of exp(delta A) h[t-1]; a floored decay passes nothing */
-          const real glog = dt * A[n] < LOG_DECAY_FLOOR ? 0 : ghn * dec[n] * prev[n];
-          sum_AgL += glog * A[n];
-          gA[n] += glog * dt;
-          sum_Bgh += ghn * Bt[n];
-          gBt[n] += ghn * du;
-          gh[n] = ghn * dec[n]; /* carried to step t-1 */
+          const real bs = Bt ? Bt[n] : 0, cs = Ct ? Ct[n] : 0;
+          real *gBn = gBt ? gBt + n * LANES : NULL, *gCn = gCt ? gCt + n * LANES : NULL;
+#pragma omp simd
+          for (i64 j = 0; j < LANES; j++) {
+            const real bj = Bt ? bs : c->B[n][j], cj = Ct ? cs : c->C[n][j];
+            const real ghn = gh[n][j] + gy[j] * cj;
+            const real dec = decays[i][n][j], x = st->dt[j] * c->A[n][j];
+            /* d/d(delta A) of exp(delta A) h[t-1]; a floored decay passes nothing */
+            const real glog = x < LOG_DECAY_FLOOR ? 0 : ghn * dec * states[i][n][j];
+            sumA[j] += glog * c->A[n][j];
+            gA[n][j] += glog * st->dt[j];
+            sumB[j] += ghn * bj;
+            /* time-varying: into this step's lane buffer; time-invariant: summed here */
+            if (gBn) gBn[j] += ghn * du[j];
+            else gB_inv[n][j] += ghn * du[j];
+            if (gCn) gCn[j] += gy[j] * states[i + 1][n][j];
+            else gC_inv[n][j] += gy[j] * states[i + 1][n][j];
+            gh[n][j] = ghn * dec; /* carried to step t-1 */
+          }
         }
-        gu[t * a->s_gu[2]] = gy * w.D + dt * sum_Bgh;
-        const real graw = (sum_AgL + sum_Bgh * ut) * st->raw_sig[i];
-        gdl[t * a->s_gdelta[2]] = graw;
-        gbias += graw;
+#pragma omp simd
+        for (i64 j = 0; j < LANES; j++) {
+          tmp[j] = gy[j] * c->D[j] + st->dt[j] * sumB[j];                  /* grad u */
+          sumA[j] = (sumA[j] + sumB[j] * st->u[j]) * st->raw_sig[j];      /* grad raw delta */
+          gbias[j] += sumA[j];
+        }
+        store_lanes(a->grad_u + k.b * a->s_gu[0] + k.d0 * a->s_gu[1] + t * a->s_gu[2],
+                    a->s_gu[1], tmp, k.w);
+        store_lanes(a->grad_delta + k.b * a->s_gdelta[0] + k.d0 * a->s_gdelta[1]
+                    + t * a->s_gdelta[2], a->s_gdelta[1], sumA, k.w);
       }
     }
-    if (a->grad_h0) memcpy(a->grad_h0 + r * N, gh, sizeof(real) * N);
-    for (i64 n = 0; n < N; n++) gA_all[d * N + n] += gA[n];
-    gD_all[d] += gDd;
-    gbias_all[d] += gbias;
+    for (i64 j = 0; j < k.w; j++) {
+      for (i64 n = 0; n < N; n++) {
+        if (a->grad_h0) a->grad_h0[(row0 + j) * N + n] = gh[n][j];
+        gA_all[(k.d0 + j) * N + n] += gA[n][j];
+        if (!a->B_varies) gB_all[(k.d0 + j) * N + n] += gB_inv[n][j];
+        if (!a->C_varies) gC_all[(k.d0 + j) * N + n] += gC_inv[n][j];
+      }
+      gD_all[k.d0 + j] += gD[j];
+      gbias_all[k.d0 + j] += gbias[j];
+    }
   }
+  free(c);
   free(states);
   free(decays);
+  free(steps);
   free(ys);
   free(gh);
   free(gA);
-  free(st);
+  free(gB_inv);
+  free(gC_inv);
 }
 
+static i64 n_blocks(const scan_args *a) { return a->batch * a->groups * blocks_per_group(a); }
+
 void scan_fwd(const scan_args *a, int threads) {
-  parallel_rows(scan_fwd_rows, a, a->batch * a->dim, threads);
+  parallel_rows(scan_fwd_blocks, a, n_blocks(a), threads);
 }
 
 void scan_bwd(const scan_args *a, int threads) {
-  parallel_rows(scan_bwd_rows, a, a->batch * a->dim, threads);
+  parallel_rows(scan_bwd_blocks, a, n_blocks(a), threads);
 }
 
 /* One token. state (batch, dim, n) contiguous, updated in place. u, delta, z,
@@ -395,28 +559,44 @@ typedef struct {
   i64 s_u, s_delta, s_z, s_y, s_B, s_C;
 } step_args;
 
-static void state_step_rows(const void *p, i64 r0, i64 r1, int thread) {
-  const step_args *a = (const step_args *)p;
-  const i64 N = a->nstate, Dm = a->dim;
+static void state_step_blocks(const void *p, i64 k0, i64 k1, int thread) {
+  const step_args *s = (const step_args *)p;
+  const i64 N = s->nstate, Dm = s->dim;
+  /* the step as a one-step scan of the same blocks (one group, time-varying B/C) */
+  scan_args a;
+  memset(&a, 0, sizeof a);
+  a.u = s->u, a.delta = s->delta, a.A = s->A, a.B = s->B, a.C = s->C, a.D = s->D, a.z = s->z;
+  a.delta_bias = s->delta_bias;
+  a.batch = s->batch, a.dim = Dm, a.len = 1, a.nstate = N, a.groups = 1, a.chunk = 1;
+  a.softplus = s->softplus, a.B_varies = 1, a.C_varies = 1;
+  a.s_u[0] = s->s_u, a.s_u[1] = 1, a.s_delta[0] = s->s_delta, a.s_delta[1] = 1;
+  a.s_z[0] = s->s_z, a.s_z[1] = 1, a.s_B[0] = s->s_B, a.s_C[0] = s->s_C;
+  block_consts *c = malloc(sizeof(block_consts));
+  real(*buf)[MAX_STATE][LANES] = malloc(sizeof(real) * 3 * MAX_STATE * LANES);
+  real(*h)[LANES] = buf[0], (*h_next)[LANES] = buf[1], (*decay)[LANES] = buf[2];
+  lane_step st;
+  real out[LANES];
   (void)thread;
-  for (i64 r = r0; r < r1; r++) {
-    const i64 b = r / Dm, d = r % Dm;
-    real *h = a->state + r * N;
-    real dt = a->delta[b * a->s_delta + d] + (a->delta_bias ? a->delta_bias[d] : 0);
-    if (a->softplus) dt = vsoftplus(dt);
-    const real ut = a->u[b * a->s_u + d];
-    real yt = state_update(N, a->A + d * N, a->B + b * a->s_B, a->C + b * a->s_C, dt, dt * ut,
-                           h, h, NULL) + (a->D ? a->D[d] : 0) * ut;
-    if (a->z) {
-      const real zt = a->z[b * a->s_z + d];
-      yt *= zt * vsigmoid(zt);
+  for (i64 index = k0; index < k1; index++) {
+    const block k = block_of(&a, index);
+    real *state = s->state + (k.b * Dm + k.d0) * N;
+    load_consts(&a, &k, c);
+    for (i64 n = 0; n < N; n++)
+      for (i64 j = 0; j < LANES; j++) h[n][j] = j < k.w ? state[j * N + n] : 0;
+    load_step(&a, &k, c, 0, 0, &st);
+    state_update(&a, &k, c, 0, &st, (const real(*)[LANES])h, h_next, decay, out);
+    for (i64 j = 0; j < k.w; j++) {
+      for (i64 n = 0; n < N; n++) state[j * N + n] = h_next[n][j];
+      s->y[k.b * s->s_y + k.d0 + j] = (out[j] + c->D[j] * st.u[j]) * st.gate[j];
     }
-    a->y[b * a->s_y + d] = yt;
   }
+  free(c);
+  free(buf);
 }
 
-void state_step(const step_args *a, int threads) {
-  parallel_rows(state_step_rows, a, a->batch * a->dim, threads);
+void state_step(const step_args *s, int threads) {
+  const i64 blocks = s->batch * ((s->dim + LANES - 1) / LANES);
+  parallel_rows(state_step_blocks, s, blocks, threads);
 }
 
 /* ------------------------------------------------------------------- conv */
