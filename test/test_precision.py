@@ -260,12 +260,14 @@ def test_quantized_dt_proj_is_read_exactly():
             assert torch.allclose(qstate.ssm, state.ssm, atol=1e-6)
 
 
-def test_quantized_mamba_forward_and_step_stay_close_to_float():
-    """Every Linear quantized: the scan and the recurrent step (allocate_state, step) both
-    run and stay close to the float mixer (dynamic quantization scales each call's
-    activations by their own range, so scan and step differ by rounding, not more)."""
+@pytest.mark.parametrize("qdtype", [torch.qint8, torch.float16], ids=["qint8", "float16"])
+def test_quantized_mamba_forward_and_step_stay_close_to_float(qdtype):
+    """Every Linear quantized (ESPnet's --quantize_dtype qint8 or float16): the scan and the
+    recurrent step (allocate_state, step) both run and stay close to the float mixer
+    (dynamic int8 quantization scales each call's activations by their own range, so scan
+    and step differ by rounding, not more)."""
     mixer = Mamba(32).eval()
-    qmixer = torch.ao.quantization.quantize_dynamic(copy.deepcopy(mixer), {torch.nn.Linear}, torch.qint8)
+    qmixer = torch.ao.quantization.quantize_dynamic(copy.deepcopy(mixer), {torch.nn.Linear}, qdtype)
     assert isinstance(qmixer.dt_proj, QDYNAMIC_LINEAR) and isinstance(qmixer.in_proj, QDYNAMIC_LINEAR)
     x = torch.randn(2, 9, 32)
     with torch.no_grad():
