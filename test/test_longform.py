@@ -250,3 +250,21 @@ def test_word_times_find_the_bursts(speechy_model, tmp_path):
     ctm = format_results([r], "ctm").splitlines()
     assert len(ctm) == 5 and ctm[0].startswith("bursts 1 ")
     assert format_results([r], "srt").count(" --> ") == 5
+
+
+def test_benchmark_longform_smoke(capsys, monkeypatch):
+    """python -m espnet_mamba.benchmark longform, shrunk to seconds: runs, prints a row per model."""
+    import espnet_mamba.benchmark.longform as lf
+    from espnet_mamba.benchmark.__main__ import main
+
+    monkeypatch.setattr(lf, "cap_cpu_memory", lambda: 0.0)  # the cap would outlive the test in pytest
+
+    main(["longform", "--minutes", "0.05", "--models", "mamba", "transformer", "--scale", "0.1",
+          "--window_s", "1.5", "--window_overlap_s", "0.5", "--max_segment_s", "1", "--json"])
+    import json
+
+    out = capsys.readouterr().out
+    rows = json.loads(out[out.index("["):])
+    assert [r["model"] for r in rows] == ["mamba", "transformer"]
+    for r in rows:
+        assert r["whole_s"] > 0 and r["longform_s"] > 0 and r["segments"] >= 2

@@ -5,6 +5,7 @@ COMMANDS = {
     "encoder": "espnet_mamba.benchmark.encoder",
     "decoder": "espnet_mamba.benchmark.decoder",
     "train": "espnet_mamba.benchmark.train",
+    "longform": "espnet_mamba.benchmark.longform",
 }
 
 
