@@ -92,6 +92,17 @@ def test_beam_search_with_primer_scores_like_teacher_forcing(cls):
         assert abs(float(hyp.score) - expected) < 1e-4, (yseq, float(hyp.score), expected)
 
 
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode], ids=["no_grad", "inference_mode"])
+def test_batch_beam_search_equals_beam_search(mode):
+    dec = _decoder(sharpen=4.0)
+    with mode():
+        x = torch.randn(15, 32)
+        plain = _search(BeamSearch, dec, x)(x=x, maxlenratio=0.5, minlenratio=0.0)
+        batched = _search(BatchBeamSearch, dec, x)(x=x, maxlenratio=0.5, minlenratio=0.0)
+    assert [h.yseq.tolist() for h in plain] == [h.yseq.tolist() for h in batched] and plain
+    assert all(abs(float(a.score) - float(b.score)) < 1e-4 for a, b in zip(plain, batched))
+
+
 @pytest.mark.parametrize("cls", [BeamSearch, BatchBeamSearch], ids=["BeamSearch", "BatchBeamSearch"])
 def test_beam_search_return_hs(cls):
     """ESPnet's BeamSearch calls score(ys, state, x, return_hs=True) and keeps one hidden

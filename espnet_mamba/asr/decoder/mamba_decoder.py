@@ -65,8 +65,11 @@ def _tensor_key(t: torch.Tensor):
 
     Equal keys mean equal data as long as a reference to one of the tensors is held (the
     address cannot be reused meanwhile); ``_version`` changes on every in-place write.
+    Tensors made under ``torch.inference_mode`` have no version counter: an in-place write
+    to one of those between two calls goes unseen (ESPnet's searches never do that).
     """
-    return (t.data_ptr(), tuple(t.shape), t.stride(), t.dtype, t.device, t._version)
+    version = None if t.is_inference() else t._version
+    return (t.data_ptr(), tuple(t.shape), t.stride(), t.dtype, t.device, version)
 
 
 class DecoderState(NamedTuple):
