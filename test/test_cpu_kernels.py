@@ -86,15 +86,18 @@ def test_half_inputs_are_computed_in_fp32(dtype):
     assert ((y.double() - y_ref).abs().max() / y_ref.abs().max()) < 1e-2
 
 
-def test_causal_conv1d_gradients_match_direct_convolution():
-    x = torch.randn(2, 5, 17, dtype=torch.float64).transpose(1, 2).contiguous().transpose(1, 2)
-    weight, bias = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
-    history = torch.randn(2, 5, 3, dtype=torch.float64)
+@pytest.mark.parametrize("dim, width", [(5, 4), (37, 2), (20, 5)])
+def test_causal_conv1d_gradients_match_direct_convolution(dim, width):
+    """Channel counts across a 16-channel block boundary, widths beyond the CUDA kernel's."""
+    x = torch.randn(2, dim, 17, dtype=torch.float64).transpose(1, 2).contiguous().transpose(1, 2)
+    weight, bias = torch.randn(dim, width, dtype=torch.float64), torch.randn(dim, dtype=torch.float64)
+    history = torch.randn(2, dim, width - 1, dtype=torch.float64)
     leaves = [t.clone().requires_grad_() for t in (x, weight, bias, history)]
     y = causal_conv1d(*leaves[:3], activation="silu", initial_state=leaves[3], backend="cpu")
     refs = [t.clone().requires_grad_() for t in (x, weight, bias, history)]
     padded = torch.cat([refs[3], refs[0]], -1)
-    y_ref = F.silu(sum(refs[1][:, k, None] * padded[:, :, k:k + 17] for k in range(4)) + refs[2][:, None])
+    y_ref = F.silu(sum(refs[1][:, k, None] * padded[:, :, k:k + 17] for k in range(width))
+                   + refs[2][:, None])
     assert torch.allclose(y, y_ref, atol=1e-12)
     weights = torch.randn_like(y_ref)
     (y * weights).sum().backward()
@@ -193,3 +196,19 @@ def test_state_larger_than_the_kernel_takes_goes_to_pytorch():
     assert torch.allclose(y.double(), y_ref, atol=1e-5, rtol=1e-5)
     with pytest.raises(RuntimeError, match="d_state=300"):
         selective_scan(u, delta, A, B, C, backend="cpu")
+
+
+@pytest.mark.parametrize("dim, bc", [(40, "grouped"), (33, "invariant"), (17, "variable")])
+def test_channel_counts_across_16_channel_blocks(dim, bc):
+    """The kernel computes 16 channels at a time, never across a group boundary."""
+    inputs = full_inputs(2, dim, 21, 4, bc)
+    ref = [t.double().requires_grad_() for t in inputs]
+    y_ref, _ = sequential_scan(*ref[:7], delta_bias=ref[7], delta_softplus=True, initial_state=ref[8])
+    y_ref.sum().backward()
+    ours = [t.clone().requires_grad_() for t in inputs]
+    y = selective_scan(*ours[:7], delta_bias=ours[7], delta_softplus=True, initial_state=ours[8],
+                       backend="cpu", chunk=8)
+    y.sum().backward()
+    assert torch.allclose(y.double(), y_ref, atol=1e-5, rtol=1e-5)
+    for r, o in zip(ref, ours):
+        assert torch.allclose(o.grad.double(), r.grad, atol=2e-4, rtol=2e-4)

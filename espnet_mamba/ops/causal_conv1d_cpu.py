@@ -25,6 +25,10 @@ def _args(x, weight, bias, initial, silu) -> _k.ConvArgs:
     return a
 
 
+def _threads(x: torch.Tensor, weight: torch.Tensor) -> int:
+    return _k.threads_for(x.numel() * weight.shape[1], _k.blocks(x.shape[0], x.shape[1], 1))
+
+
 class CompiledCausalConv1d(torch.autograd.Function):
     """y = [silu](causal depthwise conv(x)); inputs already in the compute dtype."""
 
@@ -33,7 +37,7 @@ class CompiledCausalConv1d(torch.autograd.Function):
         y = _channel_last_like(x, x.dtype)
         a = _args(x, weight, bias, initial, silu)
         a.y, a.s_y = y.data_ptr(), _k.strides3(y)
-        _k.library(x.dtype).conv_fwd(a, _k.threads_for(x.numel() * weight.shape[1], x.shape[0] * x.shape[1]))
+        _k.library(x.dtype).conv_fwd(a, _threads(x, weight))
         ctx.save_for_backward(x, weight, bias, initial)
         ctx.silu = silu
         return y
@@ -41,7 +45,7 @@ class CompiledCausalConv1d(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y):
         x, weight, bias, initial = ctx.saved_tensors
-        threads = _k.threads_for(x.numel() * weight.shape[1], x.shape[0] * x.shape[1])
+        threads = _threads(x, weight)
         grad_x = _channel_last_like(x, x.dtype)
         grad_w = x.new_zeros((threads,) + tuple(weight.shape))
         grad_b = None if bias is None else x.new_zeros(threads, weight.shape[0])
@@ -77,5 +81,5 @@ def causal_conv1d_step_cpu(x_t: torch.Tensor, conv_state: torch.Tensor, weight: 
     b = None if bias is None else bias.to(work).contiguous()
     a = _args(x.unsqueeze(-1), w, b, conv_state, silu)
     a.y, a.s_x, a.s_y = y.data_ptr(), _k._Strides3(x.stride(0), 1, 0), _k._Strides3(y.stride(0), 1, 0)
-    _k.library(work).conv_step(a, _k.threads_for(conv_state.numel(), conv_state.shape[0] * conv_state.shape[1]))
+    _k.library(work).conv_step(a, _k.threads_for(conv_state.numel(), x.shape[0] * x.shape[1]))
     return y.to(x_t.dtype)

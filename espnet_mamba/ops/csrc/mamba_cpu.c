@@ -614,87 +614,137 @@ typedef struct {
   i64 s_x[3], s_y[3], s_gy[3], s_gx[3];
 } conv_args;
 
-/* x padded with its history at position p in [0, len + width - 1) */
-static inline real conv_input(const conv_args *a, const real *x, const real *hist, i64 p) {
-  const i64 w1 = a->width - 1;
-  if (p < w1) return hist ? hist[p] : 0;
-  return x[(p - w1) * a->s_x[2]];
+/* Blocks of LANES channels of one utterance, as in the scan: the loops run over
+ * lanes (channels), so a channel-last x is read one vector per step. */
+static inline i64 conv_blocks_per_row(const conv_args *a) { return (a->dim + LANES - 1) / LANES; }
+
+/* the weights as [tap][lane] and the bias per lane of block (b, d0, w) */
+static void conv_consts(const conv_args *a, i64 d0, i64 w, real (*wl)[LANES], real *bias) {
+  for (i64 k = 0; k < a->width; k++)
+    for (i64 j = 0; j < LANES; j++) wl[k][j] = j < w ? a->weight[(d0 + j) * a->width + k] : 0;
+  for (i64 j = 0; j < LANES; j++) bias[j] = j < w && a->bias ? a->bias[d0 + j] : 0;
 }
 
-static void conv_fwd_rows(const void *p, i64 r0, i64 r1, int thread) {
-  const conv_args *a = (const conv_args *)p;
+/* window[k] = input at padded position p - (width-1) + k, k < width, after shifting
+ * in position p (p < width-1 reads the initial state) */
+static inline void conv_shift_in(const conv_args *a, i64 b, i64 d0, i64 w, i64 p,
+                                 real (*window)[LANES]) {
   const i64 W = a->width;
-  (void)thread;
-  for (i64 r = r0; r < r1; r++) {
-    const i64 b = r / a->dim, d = r % a->dim;
-    const real *x = a->x + b * a->s_x[0] + d * a->s_x[1];
-    const real *hist = a->initial ? a->initial + r * (W - 1) : NULL;
-    const real *w = a->weight + d * W;
-    real *y = a->y + b * a->s_y[0] + d * a->s_y[1];
-    const real bias = a->bias ? a->bias[d] : 0;
-    for (i64 t = 0; t < a->len; t++) {
-      real acc = bias;
-      if (t >= W - 1) {
-        const real *xt = x + (t - (W - 1)) * a->s_x[2];
-        for (i64 k = 0; k < W; k++) acc += w[k] * xt[k * a->s_x[2]];
-      } else {
-        for (i64 k = 0; k < W; k++) acc += w[k] * conv_input(a, x, hist, t + k);
-      }
-      y[t * a->s_y[2]] = a->silu ? acc * vsigmoid(acc) : acc;
-    }
+  memmove(window[0], window[1], sizeof(real) * LANES * (W - 1));
+  if (p >= W - 1) {
+    load_lanes(window[W - 1], a->x + b * a->s_x[0] + d0 * a->s_x[1] + (p - (W - 1)) * a->s_x[2],
+               a->s_x[1], w);
+  } else {
+    for (i64 j = 0; j < LANES; j++)
+      window[W - 1][j] = j < w && a->initial ? a->initial[(b * a->dim + d0 + j) * (W - 1) + p] : 0;
   }
 }
 
-static void conv_bwd_rows(const void *p, i64 r0, i64 r1, int thread) {
+/* pre-activation of step t, whose inputs fill window[0..W) */
+static inline void conv_pre(i64 W, const real (*wl)[LANES], const real *bias,
+                            const real (*window)[LANES], real *pre) {
+  real acc[LANES];
+  memcpy(acc, bias, sizeof acc);
+  for (i64 k = 0; k < W; k++)
+#pragma omp simd
+    for (i64 j = 0; j < LANES; j++) acc[j] += wl[k][j] * window[k][j];
+  memcpy(pre, acc, sizeof acc);
+}
+
+static void conv_fwd_blocks(const void *p, i64 k0, i64 k1, int thread) {
   const conv_args *a = (const conv_args *)p;
-  const i64 W = a->width, L = a->len;
+  const i64 W = a->width, nb = conv_blocks_per_row(a);
+  real(*wl)[LANES] = malloc(sizeof(real) * LANES * W);
+  real(*window)[LANES] = malloc(sizeof(real) * LANES * W);
+  real bias[LANES], out[LANES];
+  (void)thread;
+  for (i64 index = k0; index < k1; index++) {
+    const i64 b = index / nb, d0 = (index % nb) * LANES;
+    const i64 w = a->dim - d0 < LANES ? a->dim - d0 : LANES;
+    conv_consts(a, d0, w, wl, bias);
+    memset(window, 0, sizeof(real) * LANES * W);
+    for (i64 q = 0; q < W - 1; q++) conv_shift_in(a, b, d0, w, q, window);
+    for (i64 t = 0; t < a->len; t++) {
+      conv_shift_in(a, b, d0, w, t + W - 1, window);
+      conv_pre(W, (const real(*)[LANES])wl, bias, (const real(*)[LANES])window, out);
+      if (a->silu)
+#pragma omp simd
+        for (i64 j = 0; j < LANES; j++) out[j] *= vsigmoid(out[j]);
+      store_lanes(a->y + b * a->s_y[0] + d0 * a->s_y[1] + t * a->s_y[2], a->s_y[1], out, w);
+    }
+  }
+  free(wl);
+  free(window);
+}
+
+static void conv_bwd_blocks(const void *p, i64 k0, i64 k1, int thread) {
+  const conv_args *a = (const conv_args *)p;
+  const i64 W = a->width, L = a->len, nb = conv_blocks_per_row(a);
   real *gw_all = a->grad_weight + (i64)thread * a->dim * W;
   real *gb_all = a->grad_bias ? a->grad_bias + (i64)thread * a->dim : NULL;
-  real *gpre = malloc(sizeof(real) * (L > 0 ? L : 1)); /* dLoss / d(pre-activation) */
-  for (i64 r = r0; r < r1; r++) {
-    const i64 b = r / a->dim, d = r % a->dim;
-    const real *x = a->x + b * a->s_x[0] + d * a->s_x[1];
-    const real *hist = a->initial ? a->initial + r * (W - 1) : NULL;
-    const real *w = a->weight + d * W;
-    const real *gy = a->grad_y + b * a->s_gy[0] + d * a->s_gy[1];
-    real *gx = a->grad_x + b * a->s_gx[0] + d * a->s_gx[1];
-    const real bias = a->bias ? a->bias[d] : 0;
-    real gb = 0;
+  real(*wl)[LANES] = malloc(sizeof(real) * LANES * W);
+  real(*window)[LANES] = malloc(sizeof(real) * LANES * W);
+  real(*gw)[LANES] = malloc(sizeof(real) * LANES * W);
+  real(*gpre)[LANES] = malloc(sizeof(real) * LANES * (L > 0 ? L : 1)); /* dLoss/d pre-activation */
+  real bias[LANES], gb[LANES], pre[LANES], g[LANES];
+  for (i64 index = k0; index < k1; index++) {
+    const i64 b = index / nb, d0 = (index % nb) * LANES;
+    const i64 w = a->dim - d0 < LANES ? a->dim - d0 : LANES;
+    conv_consts(a, d0, w, wl, bias);
+    memset(window, 0, sizeof(real) * LANES * W);
+    memset(gw, 0, sizeof(real) * LANES * W);
+    memset(gb, 0, sizeof gb);
+    for (i64 q = 0; q < W - 1; q++) conv_shift_in(a, b, d0, w, q, window);
     for (i64 t = 0; t < L; t++) {
-      real g = gy[t * a->s_gy[2]];
+      conv_shift_in(a, b, d0, w, t + W - 1, window);
+      load_lanes(g, a->grad_y + b * a->s_gy[0] + d0 * a->s_gy[1] + t * a->s_gy[2], a->s_gy[1], w);
       if (a->silu) {
-        real pre = bias;
-        for (i64 k = 0; k < W; k++) pre += w[k] * conv_input(a, x, hist, t + k);
-        const real sg = vsigmoid(pre);
-        g *= sg * (1 + pre * (1 - sg));
+        conv_pre(W, (const real(*)[LANES])wl, bias, (const real(*)[LANES])window, pre);
+#pragma omp simd
+        for (i64 j = 0; j < LANES; j++) {
+          const real sg = vsigmoid(pre[j]);
+          g[j] *= sg * (1 + pre[j] * (1 - sg));
+        }
       }
-      gpre[t] = g;
-      gb += g;
-      for (i64 k = 0; k < W; k++) gw_all[d * W + k] += g * conv_input(a, x, hist, t + k);
+      memcpy(gpre[t], g, sizeof g);
+      for (i64 k = 0; k < W; k++)
+#pragma omp simd
+        for (i64 j = 0; j < LANES; j++) gw[k][j] += g[j] * window[k][j];
+#pragma omp simd
+      for (i64 j = 0; j < LANES; j++) gb[j] += g[j];
     }
-    /* input position p feeds outputs t = p - k for every tap k */
-    for (i64 p = 0; p < L + W - 1; p++) {
-      real acc = 0;
+    /* padded input position q feeds outputs t = q - k for every tap k */
+    for (i64 q = 0; q < L + W - 1; q++) {
+      real acc[LANES] = {0};
       for (i64 k = 0; k < W; k++) {
-        const i64 t = p - k;
-        if (t >= 0 && t < L) acc += w[k] * gpre[t];
+        const i64 t = q - k;
+        if (t >= 0 && t < L)
+#pragma omp simd
+          for (i64 j = 0; j < LANES; j++) acc[j] += wl[k][j] * gpre[t][j];
       }
-      if (p >= W - 1)
-        gx[(p - (W - 1)) * a->s_gx[2]] = acc;
+      if (q >= W - 1)
+        store_lanes(a->grad_x + b * a->s_gx[0] + d0 * a->s_gx[1] + (q - (W - 1)) * a->s_gx[2],
+                    a->s_gx[1], acc, w);
       else if (a->grad_initial)
-        a->grad_initial[r * (W - 1) + p] = acc;
+        for (i64 j = 0; j < w; j++) a->grad_initial[(b * a->dim + d0 + j) * (W - 1) + q] = acc[j];
     }
-    if (gb_all) gb_all[d] += gb;
+    for (i64 j = 0; j < w; j++) {
+      for (i64 k = 0; k < W; k++) gw_all[(d0 + j) * W + k] += gw[k][j];
+      if (gb_all) gb_all[d0 + j] += gb[j];
+    }
   }
+  free(wl);
+  free(window);
+  free(gw);
   free(gpre);
 }
 
 void conv_fwd(const conv_args *a, int threads) {
-  parallel_rows(conv_fwd_rows, a, a->batch * a->dim, threads);
+  parallel_rows(conv_fwd_blocks, a, a->batch * conv_blocks_per_row(a), threads);
 }
 
 void conv_bwd(const conv_args *a, int threads) {
-  parallel_rows(conv_bwd_rows, a, a->batch * a->dim, threads);
+  parallel_rows(conv_bwd_blocks, a, a->batch * conv_blocks_per_row(a), threads);
 }
 
 /* One token: state (batch, dim, width) contiguous, the width most recent
