@@ -217,6 +217,8 @@ class Transcriber:
         import espnet_mamba  # noqa: F401 - registers our classes before ESPnet rebuilds the model
         from espnet2.bin.asr_inference import Speech2Text
 
+        if isinstance(model, Speech2Text):
+            device = model.device
         if device is None:
             import torch
 
@@ -260,6 +262,16 @@ class Transcriber:
         else:
             self.report("warning", note.message)
 
+    def _progress(self, items, desc: str, unit: str, leave: bool = False):
+        """tqdm's bar on standard error when progress is on and there is more than one item."""
+        if not self.progress or len(items) < 2:
+            return items
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return items
+        return tqdm(items, desc=desc, unit=unit, leave=leave, file=sys.stderr)
+
     # -- model pieces
     def _encode(self, samples: np.ndarray):
         import torch
@@ -300,6 +312,8 @@ class Transcriber:
 
         with torch.no_grad():
             hyps = self.s2t._decode_single_sample(enc)  # what Speech2Text.__call__ does after encoding
+        if not hyps:   # the beam search ended no hypothesis (ESPnet warns); nothing heard
+            return "", [], []
         text, tokens, token_int, _ = hyps[0]
         if text is None:
             text = " ".join(tokens)
@@ -348,7 +362,7 @@ class Transcriber:
         shift = self.frame_shift() * self.fs
         plan = window_plan(n, int(self.window_s * self.fs), int(self.window_overlap_s * self.fs))
         times, blank, encs = [], [], []
-        for w in plan:
+        for w in self._progress(plan, "encoding", "window"):
             enc = self._encode(samples[w.start:w.end])
             L = enc.shape[0]
             if L == 0:
@@ -372,15 +386,7 @@ class Transcriber:
                                  max(1, int(round(self.pause_s / frame_s))))
         bounds = [0.0] + [float((times[a - 1] + times[a]) / 2) for a, _ in pieces[1:]] + [duration]
         segments = []
-        it = range(len(pieces))
-        if self.progress and len(pieces) > 1:
-            try:
-                from tqdm import tqdm
-
-                it = tqdm(it, desc=Path(name).name, unit="seg", leave=False, file=sys.stderr)
-            except ImportError:
-                pass
-        for i in it:
+        for i in self._progress(range(len(pieces)), f"{Path(name).name}: decoding", "segment"):
             a, b = pieces[i]
             if is_blank[a:b].all():      # CTC hears nothing in it: silence between utterances
                 continue
@@ -411,15 +417,7 @@ class Transcriber:
         files, results = expand_inputs(inputs)
         for r in results:
             self.report("error", r.error)
-        it = files
-        if self.progress and len(files) > 1:
-            try:
-                from tqdm import tqdm
-
-                it = tqdm(files, desc="files", unit="file", file=sys.stderr)
-            except ImportError:
-                pass
-        for f in it:
+        for f in self._progress(files, "files", "file", leave=True):
             try:
                 r = self.transcribe_file(f)
             except AudioError as exc:
@@ -572,7 +570,12 @@ def _main(a, out) -> int:
         logging.getLogger(name).setLevel(logging.INFO)
 
     def report(level, message):
-        print(f"{level}: {message}", file=sys.stderr, flush=True)
+        try:
+            from tqdm import tqdm   # keeps a progress bar intact below the message
+
+            tqdm.write(f"{level}: {message}", file=sys.stderr)
+        except ImportError:
+            print(f"{level}: {message}", file=sys.stderr, flush=True)
 
     options = {}
     if a.decode_config:

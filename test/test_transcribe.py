@@ -28,6 +28,12 @@ def tones(seconds=1.0, fs=FS, seed=0, amp=0.3):
     return (x + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
 
 
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    """Unpacked models and rewritten configs go to a cache: keep the tests' out of ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 @pytest.fixture(scope="module")
 def exp(tmp_path_factory):
     return build_random_model(tmp_path_factory.mktemp("model") / "exp", blank_bias=1.0)
@@ -90,6 +96,28 @@ def test_packed_model_gives_the_same_text_as_the_exp_dir(exp, transcriber, tmp_p
     soundfile.write(f, tones(1.0, seed=1), FS)
     t = Transcriber(packed, device="cpu", beam_size=2, ctc_weight=0.3, report=lambda *a: None)
     assert t.transcribe_file(f).text == transcriber.transcribe_file(f).text
+
+
+def test_exp_dir_of_a_recipe_works_from_any_directory(tmp_path, monkeypatch):
+    """A recipe's config.yaml names its statistics relative to the recipe directory."""
+    from espnet_mamba.transcribe import Transcriber
+
+    recipe = tmp_path / "recipe"
+    stats = recipe / "exp" / "asr_stats" / "feats_stats.npz"
+    stats.parent.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    np.savez(stats, count=np.array(1000.0), sum=rng.standard_normal(20) * 1000,
+             sum_square=np.full(20, 4000.0))
+    monkeypatch.chdir(recipe)
+    exp = build_random_model(recipe / "exp" / "asr_x", stats_file="exp/asr_stats/feats_stats.npz")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    soundfile.write(elsewhere / "a.wav", tones(1.0), FS)
+    in_recipe = Transcriber(exp, device="cpu", beam_size=2, report=lambda *a: None).transcribe_file(
+        elsewhere / "a.wav")
+    monkeypatch.chdir(elsewhere)
+    t = Transcriber(exp, device="cpu", beam_size=2, report=lambda *a: None)
+    assert t.transcribe_file("a.wav").text == in_recipe.text
 
 
 def test_model_errors_are_one_line(tmp_path):

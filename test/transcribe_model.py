@@ -12,11 +12,13 @@ TOKENS = ["<blank>", "<unk>", "<space>", "a", "b", "c", "<sos/eos>"]
 
 
 def build_random_model(exp: Path, config: Path = ROOT / "test/configs/mamba_mamba.yaml", seed: int = 0,
-                       blank_bias: float = 0.0) -> Path:
+                       blank_bias: float = 0.0, stats_file: str = None) -> Path:
     """exp/config.yaml + exp/valid.acc.ave.pth of a random model; returns exp.
 
     blank_bias is added to the CTC output's blank logit, so that CTC hears
     pauses (blank runs) as a trained model does instead of random tokens.
+    stats_file: global_mvn statistics, named in config.yaml as given (a recipe
+    gives a path relative to the recipe directory).
     """
     import torch
 
@@ -28,7 +30,9 @@ def build_random_model(exp: Path, config: Path = ROOT / "test/configs/mamba_mamb
     (exp / "tokens.txt").write_text("\n".join(TOKENS) + "\n")
     args = ASRTask.get_parser().parse_args([
         "--config", str(config), "--token_list", str(exp / "tokens.txt"), "--token_type", "char",
-        "--output_dir", str(exp), "--normalize", "none", "--ngpu", "0"])
+        "--output_dir", str(exp), "--ngpu", "0",
+        *(["--normalize", "global_mvn", "--normalize_conf", f"stats_file={stats_file}"] if stats_file
+          else ["--normalize", "none"])])
     torch.manual_seed(seed)
     model = ASRTask.build_model(args)
     with torch.no_grad():
