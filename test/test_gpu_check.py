@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -23,6 +26,23 @@ def test_gpu_check_sh_skips_cleanly_without_a_gpu(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "SKIPPED: no NVIDIA GPU on this machine" in proc.stdout
     assert not out.exists()  # nothing installed, nothing written
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine where torch sees no GPU")
+def test_gpu_check_sh_says_when_torch_cannot_use_the_listed_gpu(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    smi = fake / "nvidia-smi"  # lists a GPU that torch cannot use (driver/CUDA mismatch)
+    smi.write_text('#!/bin/sh\n[ "$1" = "-L" ] && { echo "GPU 0: NVIDIA Fake (UUID: GPU-0)"; '
+                   'echo "GPU 1: NVIDIA Fake (UUID: GPU-1)"; exit 0; }\necho "CUDA Version: 11.0"\n')
+    smi.chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake}:" + os.environ["PATH"])
+    proc = subprocess.run(["bash", str(ROOT / "tools/gpu_check.sh"), "--no-build", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1
+    assert "GPU: GPU 0: NVIDIA Fake" in proc.stdout
+    assert "nvidia-smi lists a GPU but torch in tools/venv cannot use it" in proc.stderr
+    assert "CUDA Version: 11.0" in proc.stderr
 
 
 def test_gpu_check_sh_rejects_unknown_options():

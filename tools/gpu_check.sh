@@ -35,7 +35,8 @@ phase_start=$SECONDS
 phase() { log "$1 done in $((SECONDS - phase_start)) s"; phase_start=$SECONDS; }
 
 # 0. is there a GPU at all? (cheap, before anything is installed)
-if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+gpus=$( (command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null) || true)
+if ! grep -q '^GPU' <<<"$gpus"; then
   echo "gpu_check.sh: SKIPPED: no NVIDIA GPU on this machine (nvidia-smi is missing or lists no GPU)."
   echo "  Nothing was checked. Run this script on a machine with a CUDA GPU."
   echo "  Without a GPU: tools/install.sh && tools/venv/bin/python -m pytest -q test"
@@ -43,7 +44,7 @@ if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L 2>/dev/null | grep
 fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-log "GPU: $(nvidia-smi -L | head -1); results in $out"
+log "GPU: ${gpus%%$'\n'*}; results in $out"
 python=$root/tools/venv/bin/python
 status=0
 
@@ -61,7 +62,7 @@ fi
 if ! "$python" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then
   echo "gpu_check.sh: nvidia-smi lists a GPU but torch in tools/venv cannot use it" \
        "(torch $("$python" -c 'import torch; print(torch.__version__, "built for CUDA", torch.version.cuda)')):" \
-       "is the driver older than that CUDA? nvidia-smi says: $(nvidia-smi | grep -o 'CUDA Version: [0-9.]*')" >&2
+       "is the driver older than that CUDA? nvidia-smi says: $(nvidia-smi 2>&1 | grep -o 'CUDA Version: [0-9.]*' || true)" >&2
   exit 1
 fi
 "$python" "$root/tools/check_install.py" >"$out/check_install.log" 2>&1 || true
