@@ -86,6 +86,12 @@ def requested_backend(backend: Optional[str] = None) -> str:
     return name
 
 
+def device_type(tensor: torch.Tensor) -> str:
+    """Where a tensor lives, as the dispatch sees it (the kernel-contract tests
+    replace this to send CPU tensors through the CUDA branch to stand-in kernels)."""
+    return tensor.device.type
+
+
 def choose(op: str, tensor: torch.Tensor, backend: Optional[str] = None,
            cuda_kernel: Optional[Tuple] = None, cuda_unsupported: Optional[str] = None,
            cpu_unsupported: Optional[str] = None) -> str:
@@ -98,7 +104,7 @@ def choose(op: str, tensor: torch.Tensor, backend: Optional[str] = None,
     want = requested_backend(backend)
     if want == "torch":
         return _log(op, "torch", "forced by " + (f"backend={backend!r}" if backend else BACKEND_ENV))
-    device = tensor.device.type
+    device = device_type(tensor)
     native = device if device in ("cuda", "cpu") else None  # the compiled kernel for this device
     problems = []
     if want != "auto" and want != native:

@@ -42,11 +42,12 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
                          f"expected {(batch, dim, width - 1)}")
     _activate(x[:0], activation)  # validates the name
     which = _backend.choose("causal_conv1d", x, backend, cuda_kernel=_backend.causal_conv1d_kernel(),
-                            cuda_unsupported=_cuda_conv_unsupported(width, initial_state,
+                            cuda_unsupported=_cuda_conv_unsupported(x, weight, initial_state,
                                                                     return_final_state))
     if which == "cuda":
         kernel, _ = _backend.causal_conv1d_kernel()
-        return kernel(_cuda_conv_layout(x), weight, bias, activation=activation)
+        return kernel(_cuda_conv_layout(x), weight, None if bias is None else bias.to(weight.dtype),
+                      activation=activation)
     if which == "cpu":
         from espnet_mamba.ops.causal_conv1d_cpu import causal_conv1d_cpu
 
@@ -62,12 +63,17 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
     return y
 
 
-# causal-conv1d 1.7's contract: width 2-4; a channel-last x (stride 1 over channels)
-# needs channels and batch stride divisible by 8, else it raises
+# causal-conv1d 1.7's contract: x and weight in fp32/fp16/bf16, bias in the weight's
+# dtype, width 2-4; a channel-last x (stride 1 over channels) needs channels and the
+# batch and time strides divisible by 8; the update's state in x's dtype
 CUDA_CONV_WIDTHS = (2, 3, 4)
+CUDA_CONV_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def _cuda_conv_unsupported(width, initial_state, return_final_state) -> Optional[str]:
+def _cuda_conv_unsupported(x, weight, initial_state, return_final_state) -> Optional[str]:
+    width = weight.shape[1]
+    if x.dtype not in CUDA_CONV_DTYPES or weight.dtype not in CUDA_CONV_DTYPES:
+        return f"{x.dtype} input / {weight.dtype} weight (it takes fp32, fp16, bf16)"
     if width not in CUDA_CONV_WIDTHS:
         return f"kernel width {width} (it takes {CUDA_CONV_WIDTHS})"
     if initial_state is not None or return_final_state:
@@ -79,7 +85,7 @@ def _cuda_conv_layout(x: torch.Tensor) -> torch.Tensor:
     """x as the kernel accepts it: time-contiguous, or channel-last with multiples of 8."""
     if x.stride(2) == 1:
         return x
-    if x.stride(1) == 1 and x.shape[1] % 8 == 0 and x.stride(0) % 8 == 0:
+    if x.stride(1) == 1 and x.shape[1] % 8 == 0 and x.stride(0) % 8 == 0 and x.stride(2) % 8 == 0:
         return x
     return x.contiguous()
 
@@ -102,12 +108,13 @@ def causal_conv1d_step(x_t: torch.Tensor, conv_state: torch.Tensor, weight: torc
     fits = conv_state.dtype in (torch.float32, torch.float64) and conv_state.is_contiguous()
     which = _backend.choose(
         "causal_conv1d_step", x_t, backend, cuda_kernel=_backend.causal_conv1d_update_kernel(),
-        cuda_unsupported=None if width in CUDA_CONV_WIDTHS else f"kernel width {width}",
+        cuda_unsupported=_cuda_conv_unsupported(conv_state, weight, None, False),
         cpu_unsupported=None if fits else f"a {conv_state.dtype} or non-contiguous conv state")
     if which == "cuda":
         kernel, _ = _backend.causal_conv1d_update_kernel()
-        # the kernel wants the state in x's dtype
-        return kernel(x_t.to(conv_state.dtype), conv_state, weight, bias, activation).to(x_t.dtype)
+        # the kernel wants the state in x's dtype, the bias in the weight's
+        return kernel(x_t.to(conv_state.dtype), conv_state, weight,
+                      None if bias is None else bias.to(weight.dtype), activation).to(x_t.dtype)
     if which == "cpu":
         from espnet_mamba.ops.causal_conv1d_cpu import causal_conv1d_step_cpu
 

@@ -99,7 +99,17 @@ def _with_groups(m: torch.Tensor) -> torch.Tensor:
     return m.unsqueeze(1) if m.dim() == 3 else m
 
 
-def _cuda_unsupported(initial_state, return_last_state, tensors) -> Optional[str]:
+# mamba-ssm's selective_scan_cuda contract: u, delta, z (and time-varying B, C) in one
+# of these dtypes, A, D, delta_bias and time-invariant B, C in fp32, d_state <= 256
+CUDA_SCAN_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+CUDA_MAX_STATE = 256
+
+
+def _cuda_unsupported(u, A, initial_state, return_last_state, tensors) -> Optional[str]:
+    if u.dtype not in CUDA_SCAN_DTYPES:
+        return f"{u.dtype} inputs (it takes fp32, fp16, bf16)"
+    if A.shape[1] > CUDA_MAX_STATE:
+        return f"d_state={A.shape[1]} (at most {CUDA_MAX_STATE})"
     if initial_state is not None:
         return "initial_state"
     # mamba-ssm's backward ignores the last state's gradient: such a call goes to PyTorch
@@ -108,6 +118,22 @@ def _cuda_unsupported(initial_state, return_last_state, tensors) -> Optional[str
             t is not None and t.requires_grad for t in tensors):
         return "the gradient of the returned last state"
     return None
+
+
+def _cuda_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
+    """The kernel call with its dtype contract met (under autocast the inputs can differ)."""
+    kernel, _ = _backend.selective_scan_kernel()
+
+    def same_as_u(t):
+        return None if t is None else t.to(u.dtype)
+
+    def matrix(m):  # time-varying in u's dtype, time-invariant in fp32 like A
+        return m.float() if m.dim() == 2 else same_as_u(m).contiguous()
+
+    return kernel(u, same_as_u(delta), A.float(), matrix(B), matrix(C),
+                  D=None if D is None else D.float(), z=same_as_u(z),
+                  delta_bias=None if delta_bias is None else delta_bias.float(),
+                  delta_softplus=delta_softplus, return_last_state=return_last_state)
 
 
 def _cpu_unsupported(d_state: int) -> Optional[str]:
@@ -128,14 +154,11 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     _check_inputs(u, delta, A, B, C, D, z, delta_bias, initial_state)
     which = _backend.choose(
         "selective_scan", u, backend, cuda_kernel=_backend.selective_scan_kernel(),
-        cuda_unsupported=_cuda_unsupported(initial_state, return_last_state,
+        cuda_unsupported=_cuda_unsupported(u, A, initial_state, return_last_state,
                                            (u, delta, A, B, C, D, z, delta_bias)),
         cpu_unsupported=_cpu_unsupported(A.shape[1]))
     if which == "cuda":
-        kernel, _ = _backend.selective_scan_kernel()
-        out = kernel(u, delta, A, B.contiguous() if B.dim() > 2 else B,
-                     C.contiguous() if C.dim() > 2 else C, D=D, z=z, delta_bias=delta_bias,
-                     delta_softplus=delta_softplus, return_last_state=return_last_state)
+        out = _cuda_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     elif which == "cpu":
         from espnet_mamba.ops.selective_scan_cpu import selective_scan_cpu
 
