@@ -137,7 +137,8 @@ def test_batch_score_projects_the_encoder_output_once_per_tensor(monkeypatch):
     dec = _decoder()
     calls = []
     project = mamba_decoder.project_memory
-    monkeypatch.setattr(mamba_decoder, "project_memory", lambda attn, m: calls.append(m.shape) or project(attn, m))
+    monkeypatch.setattr(mamba_decoder, "project_memory",
+                        lambda attn, m: calls.append(m.shape) or project(attn, m))
     x = torch.randn(12, 32)
     with torch.no_grad():
         states = [dec.batch_init_state(x)]

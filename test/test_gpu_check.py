@@ -37,8 +37,8 @@ def test_gpu_check_sh_says_when_torch_cannot_use_the_listed_gpu(tmp_path):
                    'echo "GPU 1: NVIDIA Fake (UUID: GPU-1)"; exit 0; }\necho "CUDA Version: 11.0"\n')
     smi.chmod(0o755)
     env = dict(os.environ, PATH=f"{fake}:" + os.environ["PATH"])
-    proc = subprocess.run(["bash", str(ROOT / "tools/gpu_check.sh"), "--no-build", "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(["bash", str(ROOT / "tools/gpu_check.sh"), "--no-build", "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1
     assert "GPU: GPU 0: NVIDIA Fake" in proc.stdout
     assert "nvidia-smi lists a GPU but torch in tools/venv cannot use it" in proc.stderr
@@ -46,7 +46,8 @@ def test_gpu_check_sh_says_when_torch_cannot_use_the_listed_gpu(tmp_path):
 
 
 def test_gpu_check_sh_rejects_unknown_options():
-    proc = subprocess.run(["bash", str(ROOT / "tools/gpu_check.sh"), "--fast"], capture_output=True, text=True)
+    proc = subprocess.run(["bash", str(ROOT / "tools/gpu_check.sh"), "--fast"],
+                          capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown option '--fast'" in proc.stderr
 
 

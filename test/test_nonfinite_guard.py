@@ -2,6 +2,7 @@
 same decision on every DDP rank."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -49,7 +50,6 @@ def test_nan_in_training_counts_towards_patience_on_every_device(env, monkeypatc
     model(*_batch(nan=True))
     with pytest.raises(FloatingPointError, match="2 training batches in a row had a NaN/Inf loss"):
         model(*_batch(nan=True))
-    import os
     assert os.environ.get(CHECK_FINITE_ENV) == env  # the guard put the environment back
 
 
@@ -98,7 +98,8 @@ def test_ddp_nan_on_one_rank_stops_every_rank_with_the_same_error(tmp_path):
     results = _run_ranks(tmp_path, nan_rank=1)
     assert [r["stopped_at"] for r in results] == [2, 2]
     assert all("2 training batches in a row had a NaN/Inf loss on rank 1 " in r["error"] for r in results)
-    assert results[0]["error"].split(" (last on this rank")[0] == results[1]["error"].split(" (last on this rank")[0]
+    common = [r["error"].split(" (last on this rank")[0] for r in results]  # then each rank's own losses
+    assert common[0] == common[1]
     # the NaN gradients reached both ranks through DDP's all-reduce; both skipped the step alike
     assert results[0]["checksum"] == results[1]["checksum"]
 

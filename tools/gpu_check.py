@@ -342,8 +342,9 @@ def main(argv=None):
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
 
     info = report["device"]
-    md = [f"# GPU check: {info.get('name')} ({info['device']}), torch {info['torch']}"
-          + (f", CUDA {info['cuda']}" if info.get("cuda") else "") + ("  (--quick)" if args.quick else ""), "",
+    title = f"# GPU check: {info.get('name')} ({info['device']}), torch {info['torch']}"
+    title += (f", CUDA {info['cuda']}" if info.get("cuda") else "") + ("  (--quick)" if args.quick else "")
+    md = [title, "",
           "Memory bandwidth: " + (f"{info['bandwidth_spec_GBs']:.0f} GB/s from clock x bus width, "
                                   if "bandwidth_spec_GBs" in info else "")
           + f"{info['bandwidth_copy_GBs']:.0f} GB/s measured copy; percentages below are of "
