@@ -267,3 +267,32 @@ def test_input_layer_null_with_a_size_mismatch_says_what_to_do(tmp_path):
     enc = ConMambaEncoder(32, output_size=32, num_blocks=1, linear_units=64, cnn_module_kernel=7,
                           input_layer=None)
     assert enc.embed is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+def test_batch_beam_search_online_sim_with_ctc(dtype, monkeypatch):
+    """ESPnet's simulated streaming search (blocks of 4 encoder frames, hop 2, look-ahead 1)
+    with the CTC prefix scorer: it runs in both dtypes and the decoder is handed, and
+    attends to, every longer encoder prefix up to the whole utterance."""
+    from espnet.nets.scorers.ctc import CTCPrefixScorer
+
+    (BatchBeamSearchOnlineSim,) = _load("batch_beam_search_online_sim", "BatchBeamSearchOnlineSim")
+    torch.manual_seed(0)
+    dec = MambaDecoder(len(TOKENS), 8, attention_heads=2, linear_units=10, num_blocks=2)
+    ctc = CTC(odim=len(TOKENS), encoder_output_size=8).to(dtype)
+    search = BatchBeamSearchOnlineSim(beam_size=3, vocab_size=len(TOKENS),
+                                      weights={"decoder": 0.7, "ctc": 0.3},
+                                      scorers={"decoder": dec, "ctc": CTCPrefixScorer(ctc=ctc, eos=EOS)},
+                                      token_list=TOKENS, sos=SOS, eos=EOS, pre_beam_score_key="full")
+    search.set_block_size(4)
+    search.set_hop_size(2)
+    search.set_look_ahead(1)
+    search.to(dtype=dtype)
+    seen = []
+    memory = dec._memory
+    monkeypatch.setattr(dec, "_memory", lambda x: seen.append(x.size(0)) or memory(x))
+    enc = torch.randn(10, 8, dtype=dtype)
+    with torch.no_grad():
+        hyps = search(x=enc, maxlenratio=0.0, minlenratio=0.0)
+    assert hyps and all(h.yseq[0] == SOS and torch.isfinite(h.score) for h in hyps)
+    assert len(set(seen)) > 1 and max(seen) == 10, seen  # projected once per new prefix, the last whole
