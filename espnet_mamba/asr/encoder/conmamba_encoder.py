@@ -34,9 +34,23 @@ def masked_conformer_conv(module: torch.nn.Module, x: torch.Tensor, pad: torch.T
     x (batch, T, C); pad (batch, T, 1) True on padded frames.
     """
     h = torch.nn.functional.glu(module.pointwise_conv1(x.transpose(1, 2)), dim=1)  # batch, C, T
-    h = module.depthwise_conv(h.masked_fill(pad.transpose(1, 2), 0.0))
+    h = h.masked_fill(pad.transpose(1, 2), 0.0)
+    if getattr(module, "causal", False):  # cnn_module_causal: only past frames, left zero padding
+        conv = module.depthwise_conv
+        h = torch.nn.functional.pad(h, (conv.dilation[0] * (conv.kernel_size[0] - 1), 0))
+    h = module.depthwise_conv(h)
     h = module.pointwise_conv2(module.activation(module.norm(h)))
     return h.transpose(1, 2)
+
+
+def _conv_module(size: int, kernel: int, activation: torch.nn.Module, causal: bool) -> torch.nn.Module:
+    """ESPnet's ConvolutionModule; causal: its depthwise conv unpadded (masked_conformer_conv
+    pads on the left), marked ``module.causal``."""
+    module = ConvolutionModule(size, kernel, activation)
+    if causal:
+        module.depthwise_conv.padding = (0,)
+        module.causal = True
+    return module
 
 
 class ConMambaBlock(torch.nn.Module):
@@ -90,6 +104,10 @@ class ConMambaEncoder(MambaEncoderBase):
         macaron_style: two half-step feed-forward modules around the mixer.
         use_cnn_module: ESPnet's conformer convolution module after the mixer.
         cnn_module_kernel: its depthwise kernel size (odd).
+        cnn_module_causal: the depthwise convolution reads the current and the
+            kernel-1 previous frames only (left zero padding), instead of a centred
+            window; with bidirectional: none the encoder is causal and streams
+            (espnet_mamba.asr.streaming). Same parameters either way.
         activation_type: activation of the feed-forward and convolution
             modules ("swish", "relu", ...; ESPnet's get_activation names).
         interctc_layer_idx: 1-based layers whose output feeds intermediate CTC.
@@ -102,6 +120,7 @@ class ConMambaEncoder(MambaEncoderBase):
                  bidirectional: str = "add", share_input_projection: bool = False,
                  dropout_rate: float = 0.1, input_layer: Optional[str] = "conv2d", macaron_style: bool = True,
                  use_cnn_module: bool = True, cnn_module_kernel: int = 31,
+                 cnn_module_causal: bool = False,
                  activation_type: str = "swish", interctc_layer_idx: List[int] = [],  # noqa: B006
                  interctc_use_conditioning: bool = False):
         super().__init__(output_size, interctc_layer_idx, interctc_use_conditioning, num_blocks)
@@ -120,8 +139,8 @@ class ConMambaEncoder(MambaEncoderBase):
                             d_state=d_state, d_conv=d_conv, expand=expand, layer_idx=i),
                 feed_forward=ffn(),
                 feed_forward_macaron=ffn() if macaron_style else None,
-                conv_module=(ConvolutionModule(output_size, cnn_module_kernel,
-                                               get_activation(activation_type))
+                conv_module=(_conv_module(output_size, cnn_module_kernel,
+                                          get_activation(activation_type), cnn_module_causal)
                              if use_cnn_module else None),
                 dropout_rate=dropout_rate)
             for i in range(num_blocks)

@@ -1,0 +1,367 @@
+"""Streaming recognition: a causal Mamba encoder fed chunk by chunk, every state carried.
+
+:class:`StreamingEncoder` takes audio in chunks of any size (one sample up to
+minutes) and returns the encoder frames each chunk completes. Its output
+equals the offline encoder's (``ESPnetASRModel.encode`` on the whole
+utterance) up to float rounding, because every stage keeps exactly the state
+the next chunk needs:
+
+* front end (ESPnet's ``DefaultFrontend``): the STFT frames whose window reaches
+  past the samples received so far wait; the samples they overlap are kept.
+  With ``center: true`` (ESPnet's default) the first frames read a reflection
+  of the first ``n_fft/2`` samples and the last frames a reflection of the last
+  ones, as ``torch.stft`` does offline: the last frames are computed when the
+  stream ends (``is_final``), from the tail of samples kept for that;
+* feature normalisation: ``global_mvn`` is per frame and streams;
+  ``utterance_mvn`` needs the whole utterance's statistics and is refused;
+* input layer: ESPnet's ``Conv2dSubsampling*`` keeps the feature frames the
+  next output frame reads (receptive field R, stride S: output j reads input
+  frames S*j .. S*j+R-1); ``linear``/``none`` are per frame;
+* each Mamba mixer: its conv state (last ``d_conv`` inputs) and SSM state,
+  through ``Mamba.forward(initial_state=..., return_state=True)``;
+* ConMamba with ``cnn_module_causal: true``: the depthwise convolution's last
+  ``kernel-1`` inputs. Its BatchNorm uses running statistics outside training
+  (a per-channel affine map, per frame), the LayerNorms are per frame, so
+  normalisation streams exactly; in training BatchNorm still normalises with
+  the batch's statistics (all frames of the batch), as ESPnet's conformer does;
+* self-conditioned intermediate CTC and the final norm are per frame.
+
+A bidirectional model (``bidirectional: add|mean|concat``) or a ConMamba with
+the non-causal convolution reads future frames: it is refused with an error
+saying what to change.
+"""
+
+import copy
+import math
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from espnet_mamba.asr.espnet_compat import TooShortUttError
+from espnet_mamba.nn.block import MambaBlock, norm_in_weight_dtype
+from espnet_mamba.nn.mamba import Mamba, MambaState
+
+
+class NotStreamableError(ValueError):
+    """The model reads future context (or whole-utterance statistics) and cannot stream."""
+
+
+def _conv2d_context(embed: torch.nn.Module) -> Tuple[int, int]:
+    """(receptive field R, stride S) along time of a stack of unpadded Conv2d layers."""
+    field, stride = 1, 1
+    for conv in embed.modules():
+        if isinstance(conv, torch.nn.Conv2d):
+            if conv.padding[0] != 0:
+                raise NotStreamableError(f"input layer {type(embed).__name__}: a time-padded Conv2d "
+                                         f"cannot stream")
+            field += (conv.dilation[0] * (conv.kernel_size[0] - 1)) * stride
+            stride *= conv.stride[0]
+    return field, stride
+
+
+class _FrontendStream:
+    """ESPnet's DefaultFrontend (STFT -> power -> log-mel), fed sample chunks."""
+
+    def __init__(self, frontend: torch.nn.Module):
+        from espnet2.asr.frontend.default import DefaultFrontend
+
+        if not isinstance(frontend, DefaultFrontend):
+            raise NotStreamableError(
+                f"streaming supports ESPnet's default front end (frontend: default), "
+                f"not {type(frontend).__name__}")
+        if frontend.stft is None:
+            raise NotStreamableError("streaming needs frontend_conf apply_stft: true (audio in)")
+        inner = getattr(frontend, "frontend", None)
+        if inner is not None and (getattr(inner, "use_wpe", False) or getattr(inner, "use_beamformer", False)):
+            raise NotStreamableError("streaming does not support the WPE/beamformer front end")
+        self.frontend = frontend
+        stft = frontend.stft
+        self.n_fft, self.hop = stft.n_fft, stft.hop_length
+        self.pad = stft.n_fft // 2 if stft.center else 0
+        self.stft = copy.copy(stft)          # same window and sizes; frames cut here
+        self.stft.center = False
+        self.reset()
+
+    def reset(self):
+        self.buf = None            # samples kept, in padded coordinates from self.start
+        self.start = 0
+        self.received = 0          # real samples so far
+        self.next_frame = 0
+        self.left_done = self.pad == 0
+
+    def min_samples(self) -> int:
+        """The fewest samples a whole utterance may have (torch.stft's reflect padding)."""
+        return self.pad + 1 if self.pad else self.n_fft
+
+    def __call__(self, chunk: torch.Tensor, is_final: bool) -> torch.Tensor:
+        """chunk (samples,) -> log-mel frames (1, frames, n_mels) completed by it."""
+        self.buf = chunk if self.buf is None else torch.cat([self.buf, chunk])
+        self.received += chunk.numel()
+        if not self.left_done:
+            if self.received < self.pad + 1:
+                if is_final:
+                    raise TooShortUttError(
+                        f"has {self.received} samples; the front end needs at least "
+                        f"{self.pad + 1} (n_fft/2 + 1) for its reflect padding",
+                        self.received, self.pad + 1)
+                return self.buf.new_zeros(1, 0, self.frontend.output_size())
+            self.buf = torch.cat([self.buf[1:self.pad + 1].flip(0), self.buf])
+            self.left_done = True
+        available = self.pad + self.received                  # padded samples present
+        if is_final and self.pad:
+            last = self.pad + self.received - self.start      # end of real samples in buf
+            self.buf = torch.cat([self.buf, self.buf[last - 1 - self.pad:last - 1].flip(0)])
+            available += self.pad
+        if is_final and available < self.n_fft:
+            raise TooShortUttError(f"has {self.received} samples, fewer than n_fft={self.n_fft}",
+                                   self.received, self.n_fft)
+        frames = (available - self.n_fft) // self.hop + 1 if available >= self.n_fft else 0
+        feats = self.buf.new_zeros(1, 0, self.frontend.output_size())
+        if frames > self.next_frame:
+            begin = self.next_frame * self.hop - self.start
+            end = (frames - 1) * self.hop + self.n_fft - self.start
+            segment = self.buf[begin:end][None]
+            spec, lens = self.stft(segment, segment.new_full((1,), segment.shape[1], dtype=torch.long))
+            power = spec[..., 0] ** 2 + spec[..., 1] ** 2
+            feats, _ = self.frontend.logmel(power, lens)
+            self.next_frame = frames
+        # keep what later frames overlap, and the last n_fft/2 + 1 samples for the end's reflection
+        keep_from = self.next_frame * self.hop
+        if self.pad:
+            keep_from = min(keep_from, self.received - 1)
+        keep_from = max(keep_from, self.start)
+        self.buf = self.buf[keep_from - self.start:]
+        self.start = keep_from
+        return feats
+
+
+class _SubsamplingStream:
+    """The encoder's input layer (ESPnet Conv2dSubsampling*, linear, or none) on frame chunks."""
+
+    def __init__(self, embed: Optional[torch.nn.Module], conv_types: tuple):
+        self.embed = embed
+        self.is_conv = embed is not None and isinstance(embed, conv_types)
+        if self.is_conv:
+            self.field, self.stride = _conv2d_context(embed)
+        else:
+            self.field, self.stride = 1, 1
+        self.reset()
+
+    def reset(self):
+        self.buf = None
+        self.produced = 0
+        self.received = 0
+
+    def __call__(self, feats: torch.Tensor, is_final: bool) -> torch.Tensor:
+        """feats (1, T, D) -> (1, T', d_model)."""
+        self.received += feats.shape[1]
+        self.buf = feats if self.buf is None else torch.cat([self.buf, feats], dim=1)
+        n = (self.buf.shape[1] - self.field) // self.stride + 1 if self.buf.shape[1] >= self.field else 0
+        if is_final and self.produced + n == 0:
+            raise TooShortUttError(
+                f"has {self.received} frames and is too short for subsampling "
+                f"(it needs at least {self.field} frames), return empty results",
+                self.received, self.field)
+        if n == 0:
+            return None
+        used = self.buf[:, : self.stride * (n - 1) + self.field]
+        self.buf = self.buf[:, self.stride * n:]
+        self.produced += n
+        if self.embed is None:
+            return used
+        if self.is_conv:
+            return self.embed(used, None)[0]
+        return self.embed(used)
+
+
+def _mamba_block_chunk(block: MambaBlock, x: torch.Tensor, state: Optional[MambaState]):
+    """MambaBlock.forward on a chunk, starting from ``state``; returns (y, new state)."""
+    out, state = block.mixer(norm_in_weight_dtype(block.norm, x), None, initial_state=state,
+                             return_state=True)
+    out = block.dropout(out)
+    if block.residual_in_fp32:
+        wide = torch.promote_types(x.dtype, torch.float32)
+        return x.to(wide) + out.to(wide), state
+    return x + out.to(x.dtype), state
+
+
+def _causal_conv_module_chunk(module, x: torch.Tensor, history: Optional[torch.Tensor]):
+    """ESPnet's ConvolutionModule with a causal depthwise conv (ConMamba cnn_module_causal),
+    on a chunk x (1, T, C); history (1, C, kernel-1) are the previous depthwise inputs."""
+    h = F.glu(module.pointwise_conv1(x.transpose(1, 2)), dim=1)            # 1, C, T
+    conv = module.depthwise_conv
+    width = conv.kernel_size[0]
+    if history is None:
+        history = h.new_zeros(h.shape[0], h.shape[1], conv.dilation[0] * (width - 1))
+    full = torch.cat([history, h], dim=-1)
+    y = F.conv1d(full, conv.weight, conv.bias, stride=1, padding=0, dilation=conv.dilation,
+                 groups=conv.groups)
+    y = module.pointwise_conv2(module.activation(module.norm(y)))
+    return y.transpose(1, 2), full[..., full.shape[-1] - history.shape[-1]:]
+
+
+def _conmamba_block_chunk(block, x: torch.Tensor, state):
+    """ConMambaBlock.forward on a chunk; state = (MambaState, conv history)."""
+    mixer_state, history = state if state is not None else (None, None)
+    if block.feed_forward_macaron is not None:
+        x = x + block.ff_scale * block.dropout(block.feed_forward_macaron(block.norm_ff_macaron(x)))
+    out, mixer_state = block.mixer(block.norm_mixer(x), None, initial_state=mixer_state, return_state=True)
+    x = x + block.dropout(out).to(x.dtype)
+    if block.conv_module is not None:
+        out, history = _causal_conv_module_chunk(block.conv_module, block.norm_conv(x), history)
+        x = x + block.dropout(out)
+    if block.feed_forward is not None:
+        x = x + block.ff_scale * block.dropout(block.feed_forward(block.norm_ff(x)))
+    if block.norm_final is not None:
+        x = block.norm_final(x)
+    return x, (mixer_state, history)
+
+
+def check_streamable(asr_model: torch.nn.Module) -> None:
+    """Raise :class:`NotStreamableError` (what to change) unless the model can stream exactly."""
+    from espnet2.layers.global_mvn import GlobalMVN
+
+    from espnet_mamba.asr.encoder.base import MambaEncoderBase
+    from espnet_mamba.asr.encoder.conmamba_encoder import ConMambaBlock
+
+    encoder = asr_model.encoder
+    if not isinstance(encoder, MambaEncoderBase):
+        raise NotStreamableError(
+            f"streaming needs encoder: mamba or conmamba, got {type(encoder).__name__} "
+            f"(ESPnet's own streaming decoder is espnet2.bin.asr_inference_streaming, for "
+            f"contextual_block_* encoders)")
+    for index, layer in enumerate(encoder.encoders, start=1):
+        mixer = getattr(layer, "mixer", None)
+        if not isinstance(mixer, Mamba):
+            raise NotStreamableError(
+                f"encoder layer {index} has a {type(mixer).__name__} mixer: a bidirectional encoder "
+                f"reads the whole utterance and cannot stream; train with encoder_conf "
+                f"bidirectional: none")
+        if isinstance(layer, ConMambaBlock):
+            if layer.conv_module is not None and not getattr(layer.conv_module, "causal", False):
+                raise NotStreamableError(
+                    f"encoder layer {index}: the ConMamba convolution module is centred (it reads "
+                    f"future frames); train with encoder_conf cnn_module_causal: true, or "
+                    f"use_cnn_module: false")
+        elif not isinstance(layer, MambaBlock):
+            raise NotStreamableError(f"encoder layer {index} is a {type(layer).__name__}, not streamable")
+    normalize = asr_model.normalize
+    if normalize is not None and not isinstance(normalize, GlobalMVN):
+        raise NotStreamableError(
+            f"normalize: {type(normalize).__name__} cannot stream: utterance_mvn needs the mean and "
+            f"variance of the whole utterance before its first frame. Train with normalize: "
+            f"global_mvn (statistics from the training set, applied per frame)")
+    for name in ("preencoder", "postencoder"):
+        if getattr(asr_model, name, None) is not None:
+            raise NotStreamableError(f"streaming does not support a {name}")
+    if asr_model.frontend is not None:
+        _FrontendStream(asr_model.frontend)  # raises for front ends that cannot stream
+
+
+class StreamingEncoder:
+    """Front end + normalisation + causal encoder of an ESPnet ASR model, chunk by chunk.
+
+    Args:
+        asr_model: an ``ESPnetASRModel`` (``model: espnet_mamba`` or ESPnet's own) whose
+            encoder is ``mamba``/``conmamba`` with ``bidirectional: none`` (and for ConMamba
+            ``cnn_module_causal: true``), ``normalize`` ``global_mvn`` or none. Put it in
+            eval mode (dropout off) for outputs equal to offline decoding's.
+
+    ``encoder(chunk, is_final)``: chunk is a 1-D array of samples (or, for a model
+    without front end, (frames, feat_dim) features); returns the new encoder frames
+    (1, n, d_model), n >= 0. After ``is_final=True`` the state is reset for the next stream.
+    """
+
+    def __init__(self, asr_model: torch.nn.Module):
+        from espnet_mamba.asr.encoder.base import SUBSAMPLING
+
+        check_streamable(asr_model)
+        self.model = asr_model
+        self.encoder = asr_model.encoder
+        self.frontend = _FrontendStream(asr_model.frontend) if asr_model.frontend is not None else None
+        self.subsampling = _SubsamplingStream(self.encoder.embed, tuple(SUBSAMPLING.values()))
+        self.reset()
+
+    def reset(self):
+        if self.frontend is not None:
+            self.frontend.reset()
+        self.subsampling.reset()
+        self.layer_states: List = [None] * len(self.encoder.encoders)
+        self.frames_out = 0
+        self.samples_in = 0
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _as_tensor(self, chunk) -> torch.Tensor:
+        if isinstance(chunk, np.ndarray):
+            chunk = torch.from_numpy(np.ascontiguousarray(chunk))
+        if not isinstance(chunk, torch.Tensor):
+            chunk = torch.as_tensor(chunk)
+        want = 1 if self.frontend is not None else 2
+        if self.frontend is not None and chunk.dim() == 2 and chunk.shape[1] == 1:
+            chunk = chunk[:, 0]
+        if chunk.dim() != want:
+            what = "(samples,) of one channel" if want == 1 else "(frames, feat_dim) features"
+            raise ValueError(f"speech chunk must be {what}, got shape {tuple(chunk.shape)}")
+        if not chunk.is_floating_point():
+            if chunk.dtype == torch.int16:
+                chunk = chunk.float() / 32768.0
+            else:
+                raise ValueError(f"speech chunk must be float samples (or int16), got {chunk.dtype}")
+        if chunk.numel() and not bool(torch.isfinite(chunk).all()):
+            bad = int((~torch.isfinite(chunk)).sum())
+            raise ValueError(f"speech chunk has {bad} NaN/Inf value(s) of {chunk.numel()}; "
+                             f"the stream state is unchanged (drop or repair the chunk)")
+        return chunk.to(device=self.device, dtype=self.dtype)
+
+    @torch.no_grad()
+    def __call__(self, chunk, is_final: bool = False) -> torch.Tensor:
+        try:
+            return self._step(self._as_tensor(chunk), is_final)
+        except Exception:
+            if is_final:
+                self.reset()
+            raise
+
+    def _step(self, chunk: torch.Tensor, is_final: bool) -> torch.Tensor:
+        d_model = self.encoder.output_size()
+        if self.frontend is not None:
+            self.samples_in += chunk.numel()
+            feats = self.frontend(chunk, is_final)
+        else:
+            feats = chunk[None]
+        if self.model.normalize is not None and feats.shape[1]:
+            feats, _ = self.model.normalize(feats, feats.new_full((1,), feats.shape[1], dtype=torch.long))
+        xs = self.subsampling(feats, is_final)
+        if xs is None or xs.shape[1] == 0:
+            out = chunk.new_zeros(1, 0, d_model)
+        else:
+            out = self._layers(xs)
+        if is_final:
+            self.reset()
+        return out
+
+    def _layers(self, xs: torch.Tensor) -> torch.Tensor:
+        from espnet_mamba.asr.encoder.conmamba_encoder import ConMambaBlock
+
+        encoder = self.encoder
+        for index, layer in enumerate(encoder.encoders, start=1):
+            state = self.layer_states[index - 1]
+            if isinstance(layer, ConMambaBlock):
+                xs, state = _conmamba_block_chunk(layer, xs, state)
+            else:
+                xs, state = _mamba_block_chunk(layer, xs, state)
+            self.layer_states[index - 1] = state
+            if index in encoder.interctc_layer_idx and encoder.interctc_use_conditioning:
+                hidden = norm_in_weight_dtype(encoder.after_norm, xs)
+                xs = xs + encoder.conditioning_layer(self.model.ctc.softmax(hidden))
+        self.frames_out += xs.shape[1]
+        return norm_in_weight_dtype(encoder.after_norm, xs)
