@@ -365,3 +365,215 @@ class StreamingEncoder:
                 xs = xs + encoder.conditioning_layer(self.model.ctc.softmax(hidden))
         self.frames_out += xs.shape[1]
         return norm_in_weight_dtype(encoder.after_norm, xs)
+
+
+class Speech2TextStreaming:
+    """Streaming speech recognition with the interface of ESPnet's
+    ``espnet2.bin.asr_inference_streaming.Speech2TextStreaming``.
+
+    ``speech2text(chunk, is_final)`` returns, after every chunk, the n-best list
+    ``[(text, token, token_int, Hypothesis), ...]`` of a frame-synchronous CTC prefix
+    beam search over the encoder frames so far (partial results; empty before the
+    first encoder frame). At ``is_final=True`` the CTC n-best (``beam_size``
+    prefixes) is rescored with the attention decoder (joint CTC/attention, teacher
+    forcing: one decoder call for the whole n-best) and, if given, the language
+    model::
+
+        score = ctc_weight * log p_ctc(y) + (1 - ctc_weight) * log p_att(y, eos)
+                + lm_weight * log p_lm(y, eos) + penalty * (len(y) + 1)
+
+    then the stream state is reset. ``ctc_weight: 1.0`` (or a model without decoder)
+    gives the CTC prefix beam search result alone.
+
+    Arguments are ESPnet's; ``maxlenratio``, ``minlenratio``,
+    ``disable_repetition_detection``, ``decoder_text_length_limit`` and
+    ``encoded_feat_length_limit`` belong to ESPnet's label-synchronous search and
+    are accepted and ignored (a prefix search has no length limit to set).
+    ``token_beam``: tokens per frame that may extend a prefix (default beam_size;
+    0 for all). ``exact_ctc_rescoring`` (default): at the end, the n-best's CTC scores
+    are recomputed exactly (``torch.nn.functional.ctc_loss`` over all frames), as
+    ESPnet's label-synchronous prefix scorer computes them; the frame-synchronous
+    beam's own scores miss the alignments it pruned, which can reorder near-equal
+    candidates (a repeated token with a narrow beam). Rescoring keeps the encoder
+    output (T x d_model) until the end, as the attention decoder does; with
+    ``ctc_weight: 1.0`` and ``exact_ctc_rescoring: false`` memory stays constant in
+    the stream's length. The model must be streamable (see :class:`StreamingEncoder`).
+    """
+
+    def __init__(self, asr_train_config, asr_model_file=None, lm_train_config=None, lm_file=None,
+                 token_type: Optional[str] = None, bpemodel: Optional[str] = None, device: str = "cpu",
+                 maxlenratio: float = 0.0, minlenratio: float = 0.0, batch_size: int = 1,
+                 dtype: str = "float32", beam_size: int = 20, ctc_weight: float = 0.5,
+                 lm_weight: float = 1.0, penalty: float = 0.0, nbest: int = 1,
+                 normalize_length: bool = False, disable_repetition_detection: bool = False,
+                 decoder_text_length_limit: int = 0, encoded_feat_length_limit: int = 0,
+                 token_beam: Optional[int] = None, exact_ctc_rescoring: bool = True):
+        import espnet_mamba  # noqa: F401  (registers the models before ESPnet rebuilds one)
+        from espnet2.tasks.asr import ASRTask
+        from espnet2.text.build_tokenizer import build_tokenizer
+        from espnet2.text.token_id_converter import TokenIDConverter
+
+        from espnet_mamba.asr.ctc_prefix_search import CTCPrefixBeamSearch
+
+        if batch_size != 1:
+            raise NotImplementedError("streaming decodes one stream at a time (batch_size 1)")
+        if not 0.0 <= ctc_weight <= 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
+        asr_model, asr_train_args = ASRTask.build_model_from_file(asr_train_config, asr_model_file, device)
+        asr_model.to(dtype=getattr(torch, dtype)).eval()
+        self.encoder = StreamingEncoder(asr_model)
+        self.lm = None
+        if lm_train_config is not None:
+            from espnet2.tasks.lm import LMTask
+
+            lm, _ = LMTask.build_model_from_file(lm_train_config, lm_file, device)
+            self.lm = lm.to(dtype=getattr(torch, dtype)).eval()
+        if asr_model.decoder is None and ctc_weight < 1.0:
+            ctc_weight = 1.0   # CTC-only model: nothing to rescore with
+        self.asr_model = asr_model
+        self.asr_train_args = asr_train_args
+        self.ctc_weight, self.lm_weight, self.penalty = ctc_weight, lm_weight, penalty
+        self.nbest, self.normalize_length = nbest, normalize_length
+        self.maxlenratio, self.minlenratio = maxlenratio, minlenratio
+        self.device, self.dtype = device, dtype
+        self.beam_size = beam_size
+        self.exact_ctc_rescoring = exact_ctc_rescoring
+        token_beam = beam_size if token_beam is None else (None if token_beam == 0 else token_beam)
+        special = {asr_model.sos, asr_model.eos} - {asr_model.blank_id}
+        self.search = CTCPrefixBeamSearch(beam_size, blank=asr_model.blank_id, excluded=sorted(special),
+                                          token_beam=token_beam)
+        token_list = asr_model.token_list
+        if token_type is None:
+            token_type = asr_train_args.token_type
+        if bpemodel is None:
+            bpemodel = asr_train_args.bpemodel
+        if token_type is None or (token_type == "bpe" and bpemodel is None):
+            self.tokenizer = None
+        elif token_type == "bpe":
+            self.tokenizer = build_tokenizer(token_type=token_type, bpemodel=bpemodel)
+        else:
+            self.tokenizer = build_tokenizer(token_type=token_type)
+        self.converter = TokenIDConverter(token_list=token_list)
+        self.reset()
+
+    @property
+    def keeps_encoder_output(self) -> bool:
+        """The attention decoder reads the whole utterance's encoder output at the end."""
+        return self.ctc_weight < 1.0 or self.exact_ctc_rescoring
+
+    def reset(self):
+        self.encoder.reset()
+        self.search.reset()
+        self.encoded: List[torch.Tensor] = []
+
+    @torch.no_grad()
+    def __call__(self, speech: Union[torch.Tensor, np.ndarray], is_final: bool = True):
+        try:
+            enc = self.encoder(speech, is_final=is_final)
+            if enc.shape[1]:
+                self.search(self.asr_model.ctc.log_softmax(enc)[0])
+                if self.keeps_encoder_output:
+                    self.encoded.append(enc)
+            if not is_final:
+                if self.search.frames == 0:
+                    return []
+                return self.assemble_hyps(self._partial())
+            return self.assemble_hyps(self._rescore())
+        finally:
+            if is_final:
+                self.reset()
+
+    def _hypothesis(self, tokens, score, scores):
+        from espnet_mamba.asr.espnet_compat import _load
+
+        (Hypothesis,) = _load("beam_search", "Hypothesis")
+        model = self.asr_model
+        yseq = torch.tensor([model.sos] + list(tokens) + [model.eos], dtype=torch.long)
+        return Hypothesis(yseq=yseq, score=score, scores=scores, states={})
+
+    def _partial(self):
+        return [self._hypothesis(tokens, score, {"ctc": score})
+                for tokens, score in self.search.nbest(self.nbest)]
+
+    def _rescore(self):
+        candidates = self.search.nbest()
+        n = len(candidates)
+        ctc = torch.tensor([score for _, score in candidates], dtype=torch.float64)
+        lengths = torch.tensor([len(tokens) for tokens, _ in candidates])
+        att = torch.zeros(n, dtype=torch.float64)
+        lm = torch.zeros(n, dtype=torch.float64)
+        if self.keeps_encoder_output:
+            enc = torch.cat(self.encoded, dim=1)
+            if self.exact_ctc_rescoring:
+                ctc = self._exact_ctc(candidates, enc)
+            if self.ctc_weight < 1.0:
+                att = self._teacher_forced(candidates, enc)
+        if self.lm is not None:
+            lm = self._lm_scores(candidates)
+        total = self.ctc_weight * ctc + (1 - self.ctc_weight) * att + self.lm_weight * lm \
+            + self.penalty * (lengths + 1).to(torch.float64)
+        if self.normalize_length:
+            order = sorted(range(n), key=lambda i: float(total[i]) / (int(lengths[i]) + 2), reverse=True)
+        else:
+            order = sorted(range(n), key=lambda i: float(total[i]), reverse=True)
+        hyps = []
+        for i in order[: self.nbest]:
+            scores = {"ctc": float(ctc[i])}
+            if self.ctc_weight < 1.0:
+                scores["decoder"] = float(att[i])
+            if self.lm is not None:
+                scores["lm"] = float(lm[i])
+            scores["length_bonus"] = float(lengths[i] + 1)
+            hyps.append(self._hypothesis(candidates[i][0], float(total[i]), scores))
+        return hyps
+
+    def _padded(self, candidates, first: Optional[int], fill: int):
+        rows = [([first] if first is not None else []) + list(tokens) for tokens, _ in candidates]
+        width = max(1, max(len(r) for r in rows))
+        ys = torch.full((len(rows), width), fill, dtype=torch.long)
+        for i, r in enumerate(rows):
+            ys[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        return ys.to(self.encoder.device), torch.tensor([len(r) for r in rows], device=self.encoder.device)
+
+    def _exact_ctc(self, candidates, enc: torch.Tensor) -> torch.Tensor:
+        """log p_ctc(y | all frames) of each candidate (sum over all alignments)."""
+        logp = self.asr_model.ctc.log_softmax(enc)[0].double()                 # T, V
+        n, frames = len(candidates), logp.shape[0]
+        targets = torch.cat([torch.tensor(list(t), dtype=torch.long) for t, _ in candidates]
+                            + [torch.zeros(0, dtype=torch.long)])
+        nll = F.ctc_loss(logp[:, None].expand(frames, n, -1).cpu(), targets,
+                         torch.full((n,), frames, dtype=torch.long),
+                         torch.tensor([len(t) for t, _ in candidates], dtype=torch.long),
+                         blank=self.asr_model.blank_id, reduction="none", zero_infinity=False)
+        return -nll
+
+    def _teacher_forced(self, candidates, enc: torch.Tensor) -> torch.Tensor:
+        """log p_att(y_1..y_U, eos | encoder output) of each candidate, one decoder call."""
+        model = self.asr_model
+        n = len(candidates)
+        ys_in, in_lens = self._padded(candidates, model.sos, model.eos)
+        ys_out = torch.full_like(ys_in, model.ignore_id)
+        for i, (tokens, _) in enumerate(candidates):
+            ys_out[i, : len(tokens) + 1] = torch.tensor(list(tokens) + [model.eos])
+        hs = enc.expand(n, -1, -1)
+        hlens = torch.full((n,), enc.shape[1], dtype=torch.long, device=enc.device)
+        logits, _ = model.decoder(hs, hlens, ys_in, in_lens)[:2]
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        picked = logp.gather(-1, ys_out.clamp(min=0)[..., None])[..., 0]
+        return picked.masked_fill(ys_out == model.ignore_id, 0.0).sum(-1).double().cpu()
+
+    def _lm_scores(self, candidates) -> torch.Tensor:
+        """log p_lm(y_1..y_U, eos) through ESPnet's LM ``nll`` (it adds sos/eos itself)."""
+        ys, lens = self._padded(candidates, None, 0)
+        nll, _ = self.lm.nll(ys, lens)
+        return -nll.sum(-1).double().cpu()
+
+    def assemble_hyps(self, hyps):
+        """[(text, token, token_int, Hypothesis)] as ESPnet's Speech2TextStreaming returns them."""
+        results = []
+        for hyp in hyps[: self.nbest]:
+            token_int = [t for t in hyp.yseq[1:-1].tolist() if t != self.asr_model.blank_id]
+            token = self.converter.ids2tokens(token_int)
+            text = self.tokenizer.tokens2text(token) if self.tokenizer is not None else None
+            results.append((text, token, token_int, hyp))
+        return results

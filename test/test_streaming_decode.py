@@ -1,0 +1,169 @@
+"""Streaming decoding (Speech2TextStreaming, CTCPrefixBeamSearch) against independent references:
+ESPnet's offline Speech2Text (label-synchronous beam search with ESPnet's CTCPrefixScorer),
+torch's ctc_loss (exact sum over alignments) and ESPnet's decoder ScorerInterface stepped
+token by token."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from test_streaming import causal_config, fixed, random_sizes, speech
+from transcribe_model import build_random_model
+
+FS = 16000
+
+
+@pytest.fixture(scope="module")
+def exp(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("decode")
+    exp = build_random_model(tmp / "exp", config=causal_config(tmp), blank_bias=2.0)
+    state = torch.load(exp / "valid.acc.ave.pth")
+    state["ctc.ctc_lo.weight"] *= 8      # a random but confident CTC: posteriors far from uniform
+    state["ctc.ctc_lo.bias"] *= 3
+    torch.save(state, exp / "valid.acc.ave.pth")
+    return exp
+
+
+def streaming(exp, **kwargs):
+    from espnet_mamba.asr.streaming import Speech2TextStreaming
+
+    return Speech2TextStreaming(exp / "config.yaml", exp / "valid.acc.ave.pth", **kwargs)
+
+
+def run(s2t, x, sizes):
+    """All results: one list per chunk."""
+    out, pos = [], 0
+    for i, n in enumerate(sizes):
+        out.append(s2t(x[pos:pos + n], is_final=i == len(sizes) - 1))
+        pos += n
+    return out
+
+
+def offline_logp(model, x):
+    with torch.no_grad():
+        enc, _ = model.encode(x[None], torch.tensor([x.numel()]))
+        enc = enc[0] if isinstance(enc, tuple) else enc
+        return model.ctc.log_softmax(enc)[0].double(), enc
+
+
+def exact_ctc(logp, tokens):
+    return -float(F.ctc_loss(logp[:, None], torch.tensor([tokens], dtype=torch.long).reshape(1, -1),
+                             torch.tensor([logp.shape[0]]), torch.tensor([len(tokens)]),
+                             reduction="sum"))
+
+
+@pytest.mark.parametrize("seconds,seed", [(1.5, 1), (2.2, 2), (0.8, 3)])
+def test_final_ctc_hypothesis_equals_espnet_offline_ctc_search(exp, seconds, seed):
+    """ctc_weight 1.0: the stream's final n-best equals ESPnet's offline Speech2Text with
+    ctc_weight 1.0 (its CTCPrefixScorer), tokens and scores, for several chunkings."""
+    from espnet2.bin.asr_inference import Speech2Text
+
+    x = speech(seconds, seed=seed)
+    ref = Speech2Text(exp / "config.yaml", exp / "valid.acc.ave.pth", ctc_weight=1.0, beam_size=6,
+                      nbest=3)(x)
+    ref = ref[0] if isinstance(ref, tuple) else ref
+    s2t = streaming(exp, ctc_weight=1.0, beam_size=6, nbest=3)
+    for sizes in (fixed(x.numel(), 2560), fixed(x.numel(), 10240), random_sizes(x.numel(), seed)):
+        got = run(s2t, x, sizes)[-1]
+        assert [r[2] for r in got] == [r[2] for r in ref]
+        assert [r[1] for r in got] == [r[1] for r in ref]
+        for g, r in zip(got, ref):
+            assert abs(g[3].score - float(r[3].score)) < 1e-3
+
+
+def test_scores_are_exact_ctc_probabilities(exp):
+    """With a beam that keeps every alignment's mass, the search's own prefix probabilities
+    equal ctc_loss's; the final n-best with exact rescoring too."""
+    from espnet_mamba.asr.ctc_prefix_search import CTCPrefixBeamSearch
+
+    s2t = streaming(exp, ctc_weight=1.0, beam_size=6, nbest=6)
+    x = speech(1.3, seed=4)
+    logp, _ = offline_logp(s2t.asr_model, x)
+    search = CTCPrefixBeamSearch(200, blank=0, excluded=[s2t.asr_model.eos])
+    search(logp)
+    nbest = search.nbest(6)
+    assert len({len(t) for t, _ in nbest}) > 1          # different hypotheses, not one repeated
+    for tokens, score in nbest:
+        assert abs(score - exact_ctc(logp, tokens)) < 1e-4
+    for _, _, token_int, hyp in run(s2t, x, fixed(x.numel(), 4000))[-1]:
+        assert abs(hyp.score - exact_ctc(logp, token_int)) < 1e-4
+
+
+def test_partial_results_after_every_chunk(exp):
+    """A partial n-best after every chunk that completed an encoder frame; it equals the prefix
+    search over the offline encoder's first frames (the encoder is causal)."""
+    from espnet_mamba.asr.ctc_prefix_search import CTCPrefixBeamSearch
+
+    s2t = streaming(exp, ctc_weight=1.0, beam_size=4, nbest=2, exact_ctc_rescoring=False)
+    x = speech(2.0, seed=5)
+    logp, _ = offline_logp(s2t.asr_model, x)
+    sizes = fixed(x.numel(), 2560)
+    results = run(s2t, x, sizes)
+    frames, pos = 0, 0
+    for i, (n, res) in enumerate(zip(sizes, results)):
+        pos += n
+        if i == len(sizes) - 1:
+            frames = logp.shape[0]
+        else:
+            feats = (pos + 128 - 256) // 80 + 1        # n_fft 256, hop 80, centre padding
+            frames = max(0, ((feats - 7) // 4 + 1) if feats >= 7 else 0)
+        if frames == 0:
+            assert res == []
+            continue
+        search = CTCPrefixBeamSearch(4, blank=0, excluded=[s2t.asr_model.eos], token_beam=4)
+        search(logp[:frames])
+        ref = search.nbest(2)
+        assert [r[2] for r in res] == [t for t, _ in ref], i
+        assert all(abs(r[3].score - s) < 1e-3 for r, (_, s) in zip(res, ref))
+
+
+def test_joint_rescoring_scores(exp):
+    """ctc_weight 0.3: each final hypothesis' score = 0.3 exact CTC + 0.7 attention decoder
+    (ESPnet's ScorerInterface: init_state/score stepped token by token) + penalty (len+1),
+    and the list is sorted by it."""
+    s2t = streaming(exp, ctc_weight=0.3, beam_size=5, nbest=5, penalty=0.5)
+    model = s2t.asr_model
+    x = speech(1.6, seed=6)
+    logp, enc = offline_logp(model, x)
+    results = run(s2t, x, random_sizes(x.numel(), 6))[-1]
+    assert len(results) >= 2
+    scores = []
+    for _, _, token_int, hyp in results:
+        state, ys, att = model.decoder.init_state(enc[0]), [model.sos], 0.0
+        with torch.no_grad():
+            for token in token_int + [model.eos]:
+                step, state = model.decoder.score(torch.tensor(ys), state, enc[0])
+                att += float(step[token])
+                ys.append(token)
+        want = 0.3 * exact_ctc(logp, token_int) + 0.7 * att + 0.5 * (len(token_int) + 1)
+        assert abs(hyp.score - want) < 1e-3
+        assert abs(hyp.scores["decoder"] - att) < 1e-3
+        scores.append(hyp.score)
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_bad_input_and_reuse(exp):
+    from espnet_mamba.asr.espnet_compat import TooShortUttError
+
+    s2t = streaming(exp, ctc_weight=0.5, beam_size=3)
+    with pytest.raises(TooShortUttError):
+        s2t(np.zeros(0, dtype=np.float32), is_final=True)
+    x = speech(1.0, seed=7)
+    s2t(x[:8000], is_final=False)
+    bad = x[8000:].clone()
+    bad[5] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        s2t(bad, is_final=True)
+    # after a failed final call the next stream starts clean
+    assert run(s2t, x, fixed(x.numel(), 3000))[-1][0][2] == run(s2t, x, [x.numel()])[-1][0][2]
+
+
+def test_bidirectional_model_is_refused(tmp_path):
+    from espnet_mamba.asr.streaming import NotStreamableError
+
+    exp = build_random_model(tmp_path / "exp")         # bidirectional: add
+    with pytest.raises(NotStreamableError, match="bidirectional"):
+        streaming(exp)
