@@ -167,3 +167,34 @@ def test_bidirectional_model_is_refused(tmp_path):
     exp = build_random_model(tmp_path / "exp")         # bidirectional: add
     with pytest.raises(NotStreamableError, match="bidirectional"):
         streaming(exp)
+
+
+def test_cli_writes_what_speech2text_streaming_returns(exp, tmp_path):
+    """python -m espnet_mamba.bin.asr_inference_streaming with ESPnet's arguments."""
+    import soundfile
+
+    from espnet_mamba.bin.asr_inference_streaming import chunk_bounds, main
+
+    assert chunk_bounds(10, 4) == [(0, 4, False), (4, 8, False), (8, 10, True)]
+    assert chunk_bounds(8, 4) == [(0, 4, False), (4, 8, True)]
+    assert chunk_bounds(3, 0) == [(0, 3, True)]
+    lines, want = [], {}
+    s2t = streaming(exp, ctc_weight=0.3, beam_size=3)
+    for i, seconds in enumerate([1.1, 0.7, 0.005]):
+        x = speech(seconds, seed=10 + i).numpy().astype(np.float32)
+        soundfile.write(tmp_path / f"u{i}.wav", x, FS, subtype="FLOAT")
+        lines.append(f"u{i} {tmp_path / f'u{i}.wav'}")
+        if i < 2:
+            want[f"u{i}"] = " ".join(map(str, run(s2t, torch.from_numpy(x), fixed(x.size, 2560))[-1][0][2]))
+    (tmp_path / "wav.scp").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    main(["--output_dir", str(out), "--asr_train_config", str(exp / "config.yaml"),
+          "--asr_model_file", str(exp / "valid.acc.ave.pth"),
+          "--data_path_and_name_and_type", f"{tmp_path / 'wav.scp'},speech,sound",
+          "--sim_chunk_length", "2560", "--beam_size", "3", "--ctc_weight", "0.3"])
+    got = dict((line.split(" ", 1) + [""])[:2] for line in
+               (out / "1best_recog/token_int").read_text().splitlines())
+    assert {k: v.strip() for k, v in got.items()} == {**want, "u2": ""}   # u2: too short, empty
+    latency = (out / "latency").read_text().split("\n")[0].split()
+    assert latency[0] == "u0" and int(latency[4]) == 7                    # 17600 samples: 7 chunks
+    assert (out / "rtf").exists() and (out / "1best_recog/text").exists()
