@@ -195,6 +195,6 @@ def test_cli_writes_what_speech2text_streaming_returns(exp, tmp_path):
     got = dict((line.split(" ", 1) + [""])[:2] for line in
                (out / "1best_recog/token_int").read_text().splitlines())
     assert {k: v.strip() for k, v in got.items()} == {**want, "u2": ""}   # u2: too short, empty
-    latency = (out / "latency").read_text().split("\n")[0].split()
+    latency = (out / "streaming/latency").read_text().split("\n")[0].split()
     assert latency[0] == "u0" and int(latency[4]) == 7                    # 17600 samples: 7 chunks
-    assert (out / "rtf").exists() and (out / "1best_recog/text").exists()
+    assert (out / "streaming/rtf").exists() and (out / "1best_recog/text").exists()
