@@ -198,3 +198,53 @@ def test_cli_writes_what_speech2text_streaming_returns(exp, tmp_path):
     latency = (out / "streaming/latency").read_text().split("\n")[0].split()
     assert latency[0] == "u0" and int(latency[4]) == 7                    # 17600 samples: 7 chunks
     assert (out / "streaming/rtf").exists() and (out / "1best_recog/text").exists()
+
+
+@pytest.mark.slow
+def test_recipe_stage_12_decodes_as_a_stream(exp, tmp_path):
+    """asr.sh --use_streaming true: stage 12 runs asr_inference_streaming with 160 ms chunks."""
+    import os
+    import shutil
+    import subprocess
+
+    import soundfile
+
+    from transcribe_model import ROOT
+
+    recipe = tmp_path / "egs2" / "x" / "asr1"
+    (recipe / "conf").mkdir(parents=True)
+    for name in ("asr.sh", "utils", "path.sh", "cmd.sh"):
+        (recipe / name).symlink_to(ROOT / "egs2/TEMPLATE/asr1" / name)
+    (recipe / "conf" / "train.yaml").write_text((exp / "config.yaml").read_text())
+    (recipe / "conf" / "decode.yaml").write_text("beam_size: 3\nctc_weight: 0.3\nlm_weight: 0.0\n")
+    model_dir = recipe / "exp" / "asr_train_char"
+    model_dir.mkdir(parents=True)
+    shutil.copy(exp / "config.yaml", model_dir / "config.yaml")
+    shutil.copy(exp / "valid.acc.ave.pth", model_dir / "valid.acc.ave.pth")
+    data = recipe / "dump" / "raw" / "test"
+    data.mkdir(parents=True)
+    s2t = streaming(exp, ctc_weight=0.3, beam_size=3)
+    scp, num, want = [], [], []
+    for i, seconds in enumerate([1.0, 1.4]):
+        x = speech(seconds, seed=20 + i).numpy().astype(np.float32)
+        soundfile.write(data / f"u{i}.wav", x, FS, subtype="FLOAT")
+        scp.append(f"u{i} {data / f'u{i}.wav'}")
+        num.append(f"u{i} {x.size}")
+        want.append(f"u{i} " + " ".join(map(str, run(s2t, torch.from_numpy(x), fixed(x.size, 2560))[-1][0][2])))
+    (data / "wav.scp").write_text("\n".join(scp) + "\n")
+    (data / "utt2num_samples").write_text("\n".join(num) + "\n")
+    out = subprocess.run(
+        ["bash", "asr.sh", "--stage", "12", "--stop-stage", "12", "--train_set", "train", "--valid_set", "valid",
+         "--test_sets", "test", "--token_type", "char", "--asr_config", "conf/train.yaml",
+         "--inference_config", "conf/decode.yaml", "--inference_nj", "1", "--use_streaming", "true"],
+        cwd=recipe, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    dec = model_dir / "decode_decode_valid.acc.ave_streaming160ms" / "test"
+    log = (dec / "logdir" / "asr_inference.1.log").read_text()
+    assert "espnet_mamba.bin.asr_inference_streaming" in log and "--sim_chunk_length 2560" in log
+    assert [line.strip() for line in (dec / "token_int").read_text().splitlines()] == want
+    assert len((dec / "streaming_latency").read_text().splitlines()) == 2
+    bad = subprocess.run(["bash", "asr.sh", "--stage", "12", "--stop-stage", "12", "--train_set", "t",
+                          "--valid_set", "v", "--asr_config", "conf/train.yaml", "--use_streaming", "yes"],
+                         cwd=recipe, capture_output=True, text=True)
+    assert bad.returncode != 0 and "--use_streaming must be true or false" in bad.stderr

@@ -44,6 +44,8 @@ inference_config=""
 inference_model=valid.acc.ave.pth
 inference_tag=""
 inference_args=""
+use_streaming=false       # true: stage 12 decodes chunk by chunk (espnet_mamba.bin.asr_inference_streaming; causal models)
+streaming_chunk_ms=160    # with --use_streaming true: audio per call
 feats_normalize=global_mvn  # global_mvn (stage 10 statistics), utterance_mvn or none
 resume=true
 skip_packing=false
@@ -60,6 +62,10 @@ Options (defaults in brackets):
   --feats_normalize global_mvn|utterance_mvn|none   [global_mvn]
   --asr_config FILE --asr_tag TAG --asr_args 'ARGS'
   --inference_config FILE --inference_model FILE --inference_args 'ARGS'
+  --use_streaming BOOL       stage 12 decodes as a stream: chunks of --streaming_chunk_ms, carried
+                             encoder state, partial CTC hypotheses, attention rescoring at the end
+                             (causal models: bidirectional: none) [false]
+  --streaming_chunk_ms MS    [160]
   --dumpdir DIR --expdir DIR [dump exp]   --fs HZ [16000]
   --min_wav_duration S --max_wav_duration S [0.1 20]
   --skip_bad_utts BOOL       stage 3: drop utterances whose audio is unusable (missing, empty,
@@ -101,8 +107,10 @@ if [ -z "${asr_tag}" ]; then
 fi
 asr_exp=${expdir}/asr_${asr_tag}
 asr_stats_dir=${expdir}/asr_stats_raw_${token_type}${token_suffix}
+case "${use_streaming}" in true|false) ;; *) die "--use_streaming must be true or false, got '${use_streaming}'";; esac
 if [ -z "${inference_tag}" ]; then
   inference_tag=decode_$(basename "${inference_config:-default}" .yaml)_$(basename "${inference_model}" .pth)
+  if [ "${use_streaming}" = true ]; then inference_tag+=_streaming${streaming_chunk_ms}ms; fi
 fi
 # a stage's output DIR is complete when DIR/.done exists and holds the same fingerprint (if one is given)
 done_marker() { [ -f "$1/.done" ] && [ "$(cat "$1/.done")" = "${2:-}" ]; }
@@ -259,7 +267,15 @@ if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
   [ -f "${asr_exp}/${inference_model}" ] || die "${asr_exp}/${inference_model} not found: did stage 11 finish?"
   _ngpu=$([ "${gpu_inference}" = true ] && echo 1 || echo 0)
   # what a decoding depends on: a changed decoding config, --inference_args or model means decoding again
+  if [ "${use_streaming}" = true ]; then
+    inference_module=espnet_mamba.bin.asr_inference_streaming
+    streaming_opts="--sim_chunk_length $(( fs * streaming_chunk_ms / 1000 )) --fs ${fs}"
+  else
+    inference_module=espnet_mamba.bin.asr_inference
+    streaming_opts=""
+  fi
   decoding_id=$( { [ -z "${inference_config}" ] || cat "${inference_config}"; echo "${inference_args}";
+                   echo "${inference_module} ${streaming_opts}";
                    cat "${asr_exp}/${inference_model}"; } | cksum)
   for s in ${test_sets}; do
     dir=${asr_exp}/${inference_tag}/${s}
@@ -280,7 +296,7 @@ if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
     [ -n "${inference_config}" ] && config_opt="--config ${inference_config}"
     # shellcheck disable=SC2086
     ${decode_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${logdir}/asr_inference.JOB.log" \
-      python3 -m espnet_mamba.bin.asr_inference --batch_size 1 --ngpu "${_ngpu}" ${config_opt} \
+      python3 -m "${inference_module}" --batch_size 1 --ngpu "${_ngpu}" ${config_opt} ${streaming_opts} \
         --data_path_and_name_and_type "${data_feats}/${s}/wav.scp,speech,sound" \
         --key_file "${logdir}/keys.JOB.scp" --asr_train_config "${asr_exp}/config.yaml" \
         --asr_model_file "${asr_exp}/${inference_model}" --output_dir "${logdir}/output.JOB" \
@@ -291,6 +307,12 @@ if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
         cat "${logdir}/output.${n}/1best_recog/${f}" 2>/dev/null || true
       done | sort -k1,1 > "${dir}/${f}"
     done
+    if [ "${use_streaming}" = true ]; then
+      # per utterance: compute time per chunk (ms: p50 p95 max, chunks) and real-time factor
+      for f in latency rtf; do
+        cat "${logdir}"/output.*/streaming/"${f}" 2>/dev/null | sort -k1,1 > "${dir}/streaming_${f}" || true
+      done
+    fi
     # audio duration, for the real-time factor that espnet_mamba.compare reports
     awk -v fs="${fs}" '{s += $2} END {printf "%.3f\n", s / fs}' "${data_feats}/${s}/utt2num_samples" \
       > "${dir}/audio_seconds"
