@@ -1,4 +1,5 @@
-"""LibriSpeech (OpenSLR resource 12): download, verify, extract, Kaldi data dirs.
+"""LibriSpeech (OpenSLR resource 12; Mini LibriSpeech, resource 31): download, verify, extract,
+Kaldi data dirs.
 
     python -m espnet_mamba.recipe.librispeech download --parts dev-clean ... --dest downloads
     python -m espnet_mamba.recipe.librispeech prepare  --corpus downloads/LibriSpeech \
@@ -8,46 +9,35 @@ download: each PART.tar.gz is fetched from --base_url with HTTP range requests,
 so an interrupted download resumes where it stopped (a .part file is kept);
 the MD5 is checked against the mirror's md5sum.txt; a mismatch deletes the
 file and stops with an error; extraction writes a marker only when tar
-finished, so a half-extracted part is extracted again.
+finished, so a half-extracted part is extracted again (helpers shared with the
+other corpora in espnet_mamba.recipe.corpora.download).
 prepare: data/<part with underscores>/{wav.scp,text,utt2spk,spk2utt} on the
 .flac files (ESPnet reads FLAC directly). A missing transcript or audio file
 is an error naming it.
 """
 
 import argparse
-import hashlib
-import http.client
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Dict, List
 
+from espnet_mamba.recipe.corpora.download import CorpusError, download_file, extract_once, md5  # noqa: F401
 from espnet_mamba.recipe.data_dir import write_spk2utt, write_table
 
 BASE_URL = "https://www.openslr.org/resources/12"
 PARTS = ("train-clean-100", "train-clean-360", "train-other-500", "dev-clean", "dev-other",
          "test-clean", "test-other")
-
-
-class CorpusError(Exception):
-    pass
+# Mini LibriSpeech (OpenSLR resource 31): same layout, prepared the same way
+MINI_PARTS = ("train-clean-5", "dev-clean-2")
 
 
 def _check_parts(parts: List[str]):
-    unknown = [p for p in parts if p not in PARTS]
+    unknown = [p for p in parts if p not in PARTS + MINI_PARTS]
     if unknown:
-        raise CorpusError(f"unknown LibriSpeech part {unknown[0]!r}; expected some of {', '.join(PARTS)}")
-
-
-def md5(path: Path) -> str:
-    h = hashlib.md5()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        raise CorpusError(f"unknown LibriSpeech part {unknown[0]!r}; expected some of "
+                          f"{', '.join(PARTS + MINI_PARTS)}")
 
 
 def fetch_checksums(base_url: str) -> Dict[str, str]:
@@ -61,62 +51,8 @@ def fetch_checksums(base_url: str) -> Dict[str, str]:
     return {line.split()[1]: line.split()[0] for line in text.splitlines() if len(line.split()) == 2}
 
 
-def download_file(url: str, dest: Path, expected_md5: str, retries: int = 5) -> Path:
-    """Fetch url to dest, resuming from dest.part; verify the MD5."""
-    if dest.exists():
-        if md5(dest) == expected_md5:
-            return dest
-        dest.unlink()  # a stale or corrupt archive from an earlier run
-    part = dest.with_name(dest.name + ".part")
-    for attempt in range(1, retries + 1):
-        have = part.stat().st_size if part.exists() else 0
-        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as r:
-                if have and r.status != 206:  # server ignored the range: start over
-                    have = 0
-                length = r.headers.get("Content-Length")
-                with part.open("ab" if have else "wb") as f:
-                    while True:
-                        block = r.read(1 << 20)
-                        if not block:
-                            break
-                        f.write(block)
-                # urllib returns a body cut short by a dropped connection without an error
-                if length is not None and part.stat().st_size < have + int(length):
-                    raise ConnectionError(f"connection closed after {part.stat().st_size - have} "
-                                          f"of {length} bytes")
-            break
-        except urllib.error.HTTPError as exc:
-            if exc.code == 416 and have:  # asked past the end: the .part is already complete
-                break
-            raise CorpusError(f"downloading {url}: HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
-            got = part.stat().st_size if part.exists() else 0
-            print(f"download {dest.name}: interrupted at {got} bytes ({exc}); "
-                  f"resuming (attempt {attempt}/{retries})", file=sys.stderr)
-            if attempt == retries:
-                raise CorpusError(f"downloading {url} failed {retries} times; rerun to resume "
-                                  f"from {got} bytes") from None
-            time.sleep(min(2 ** attempt, 30) * 0.1)
-    actual = md5(part)
-    if actual != expected_md5:
-        part.unlink()
-        raise CorpusError(f"{dest.name}: checksum mismatch (md5 {actual}, expected {expected_md5}); "
-                          f"the corrupt download was deleted, rerun to fetch it again")
-    part.rename(dest)
-    return dest
-
-
 def extract(archive: Path, dest: Path, part: str):
-    marker = dest / "LibriSpeech" / f".{part}.extracted"
-    if marker.exists():
-        return
-    dest.mkdir(parents=True, exist_ok=True)
-    out = subprocess.run(["tar", "-xzf", str(archive), "-C", str(dest)], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise CorpusError(f"extracting {archive} failed: {out.stderr.strip()[-500:]}")
-    marker.touch()
+    extract_once(archive, dest, dest / "LibriSpeech" / f".{part}.extracted")
 
 
 def download(parts: List[str], dest: Path, base_url: str):
