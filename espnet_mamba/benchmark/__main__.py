@@ -6,6 +6,7 @@ COMMANDS = {
     "decoder": "espnet_mamba.benchmark.decoder",
     "train": "espnet_mamba.benchmark.train",
     "longform": "espnet_mamba.benchmark.longform",
+    "streaming": "espnet_mamba.benchmark.streaming",
 }
 
 
