@@ -78,6 +78,15 @@ def speech(seconds, seed=0):
     return 0.2 * torch.sin(2 * torch.pi * 300 * t) * torch.rand(n, generator=g) + 0.05 * torch.randn(n, generator=g)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Many tiny chunks: one thread is several times faster than two on a shared CPU."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     return make_model(tmp_path_factory.mktemp("causal"))
@@ -115,6 +124,20 @@ def test_several_streams_and_random_models(tmp_path):
             x = speech(0.9 + 0.3 * k, seed=seed + k)
             got = stream(encoder, x, random_sizes(x.numel(), seed + k, high=5000))
             assert max_err(got, offline(model, x)) < 1e-4, (seed, layer, k)
+
+
+@pytest.mark.parametrize("frontend", ["n_fft: 512\n    win_length: 400\n    hop_length: 160\n    n_mels: 40",
+                                      "n_fft: 255\n    hop_length: 64\n    n_mels: 20",
+                                      "n_fft: 256\n    hop_length: 80\n    n_mels: 20\n    center: false"])
+def test_other_front_ends(tmp_path, frontend):
+    """The demo's front end (win_length 400 < n_fft 512, hop 160), an odd n_fft, center: false."""
+    from espnet_mamba.asr.streaming import StreamingEncoder
+
+    model = make_model(tmp_path, seed=9, **{"n_fft: 256\n    hop_length: 80\n    n_mels: 20": frontend})
+    encoder = StreamingEncoder(model)
+    x = speech(1.3, seed=9)
+    for sizes in (fixed(x.numel(), 160), fixed(x.numel(), 2560), random_sizes(x.numel(), 9)):
+        assert max_err(stream(encoder, x, sizes), offline(model, x)) < 1e-4
 
 
 def test_global_mvn_streams(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from test_streaming import causal_config, fixed, random_sizes, speech
+from test_streaming import _one_thread, causal_config, fixed, random_sizes, speech  # noqa: F401
 from transcribe_model import build_random_model
 
 FS = 16000
