@@ -1,0 +1,42 @@
+"""The demo's streaming configs: a causal Mamba model and ESPnet's contextual block Transformer
+baseline, matched in size; the Mamba one is accepted by the streaming encoder, the baseline
+has what ESPnet's own streaming decoder asserts."""
+
+from pathlib import Path
+
+import espnet_mamba  # noqa: F401
+from espnet2.tasks.asr import ASRTask
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "egs2" / "synth_commands" / "asr1" / "conf"
+TOKENS = ["<blank>", "<unk>"] + [f"t{i}" for i in range(30)] + ["<sos/eos>"]
+
+
+def build(name):
+    args = ASRTask.get_parser().parse_args(["--config", str(CONF / name), "--normalize", "none"])
+    args.token_list = TOKENS
+    return ASRTask.build_model(args), args
+
+
+def params(module) -> float:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_streaming_configs_build_match_in_size_and_stream():
+    from espnet2.asr.encoder.contextual_block_transformer_encoder import ContextualBlockTransformerEncoder
+
+    from espnet_mamba.asr.streaming import StreamingEncoder
+
+    mamba, _ = build("train_asr_mamba_streaming.yaml")
+    block, block_args = build("train_asr_contextual_block_transformer.yaml")
+    offline, _ = build("train_asr_mamba.yaml")
+    StreamingEncoder(mamba.eval())                          # raises if anything cannot stream
+    assert isinstance(block.encoder, ContextualBlockTransformerEncoder)
+    assert {"block_size", "hop_size", "look_ahead"} <= set(block_args.encoder_conf)
+    for other in (block, offline):
+        assert abs(params(mamba.encoder) / params(other.encoder) - 1) < 0.05
+        assert abs(params(mamba) / params(other) - 1) < 0.05
+    # only the model differs from the offline demo config: same front end, schedule, specaug
+    head = (CONF / "train_asr_mamba.yaml").read_text().split("\nmodel:")[0].split("\n", 1)[1]
+    for name in ("train_asr_mamba_streaming.yaml", "train_asr_contextual_block_transformer.yaml"):
+        assert head in (CONF / name).read_text(), name
