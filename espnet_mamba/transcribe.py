@@ -18,8 +18,9 @@ one line and skipped; the others are still transcribed and the exit status is
 
 Long recordings are decoded without external segmentation: the encoder runs
 over overlapping windows (``--window_s``), the CTC posteriors cut the
-recording at pauses (runs of blank frames) into segments of at most
-``--max_segment_s``, each segment is decoded with joint CTC/attention beam
+recording at pauses (runs of frames where CTC says blank or only a word
+boundary: every run of ``--pause_s`` or more, and the longest runs of a piece
+still longer than ``--max_segment_s``) into segments, each segment is decoded with joint CTC/attention beam
 search, and the texts are joined. Word times (``ctm``, ``srt``, ``json``) come
 from a CTC forced alignment of each segment's tokens. A recording no longer
 than ``--max_segment_s`` is decoded whole, exactly as ESPnet's ``Speech2Text``.
@@ -203,7 +204,8 @@ class Transcriber:
     model: packed archive, experiment directory, or an ``espnet2`` ``Speech2Text``.
     max_segment_s: longer recordings are cut at pauses into segments this long at most.
     pause_s: a run of CTC blank frames at least this long is always a cut (long-form only).
-    window_s, window_overlap_s: the encoder's window over a long recording (bounded memory).
+    window_s, window_overlap_s: the first pass's encoder window over a long recording (bounded
+        memory; near the lengths the model was trained on, its CTC is most reliable).
     reencode: encode each segment again on its own (as decoding utterance by utterance
         does) instead of slicing the windowed encoder output.
     decode options (beam_size, ctc_weight, penalty, maxlenratio, ...) go to ``Speech2Text``.
@@ -211,7 +213,7 @@ class Transcriber:
 
     def __init__(self, model, model_file=None, device: Optional[str] = None, beam_size: int = 10,
                  ctc_weight: float = 0.3, max_segment_s: float = 20.0, pause_s: float = 0.5,
-                 window_s: float = 120.0, window_overlap_s: float = 10.0, reencode: bool = True,
+                 window_s: float = 30.0, window_overlap_s: float = 5.0, reencode: bool = True,
                  progress: bool = False, report: Callable[[str, str], None] = _default_report,
                  **decode_options):
         import espnet_mamba  # noqa: F401 - registers our classes before ESPnet rebuilds the model
@@ -250,6 +252,11 @@ class Transcriber:
         self._frame_shift = None
         token_type = getattr(self.s2t.asr_train_args, "token_type", None)
         self._word_tokens = token_type == "word"
+        # frames where CTC says blank or only a word boundary (<space>, a lone U+2581) are pause
+        # frames: a model may emit a space in silence between utterances
+        token_list = list(getattr(self.model, "token_list", []) or [])
+        self._pause_ids = np.array(sorted({int(self.model.blank_id)} | {
+            i for i, tok in enumerate(token_list) if tok in ("<space>", "\u2581")}))
 
     # -- messages
     def _note(self, note: Note, result: Result):
@@ -355,7 +362,8 @@ class Transcriber:
         return result
 
     def _first_pass(self, samples: np.ndarray):
-        """Per encoder frame of the whole recording: centre time (s), CTC blank?, encoder output."""
+        """Per encoder frame of the whole recording: centre time (s), pause? (CTC says blank or
+        a word boundary), encoder output (when not re-encoding)."""
         import torch
 
         n = len(samples)
@@ -372,7 +380,7 @@ class Transcriber:
             with torch.no_grad():
                 best = self.model.ctc.argmax(enc.unsqueeze(0))[0].cpu().numpy()
             times.append(centre[keep] / self.fs)
-            blank.append(best[keep] == self.model.blank_id)
+            blank.append(np.isin(best[keep], self._pause_ids))
             if not self.reencode:
                 encs.append(enc[torch.as_tensor(keep, device=enc.device)])
         enc_all = torch.cat(encs) if encs else None
@@ -388,7 +396,7 @@ class Transcriber:
         segments = []
         for i in self._progress(range(len(pieces)), f"{Path(name).name}: decoding", "segment"):
             a, b = pieces[i]
-            if is_blank[a:b].all():      # CTC hears nothing in it: silence between utterances
+            if is_blank[a:b].all():      # CTC hears no word in it: silence between utterances
                 continue
             t0, t1 = bounds[i], bounds[i + 1]
             if self.reencode:
@@ -545,8 +553,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_segment_s", type=float, default=20.0,
                    help="longer recordings are cut at pauses into segments of at most this")
     p.add_argument("--pause_s", type=float, default=0.5, help="a CTC blank run this long is always a cut")
-    p.add_argument("--window_s", type=float, default=120.0, help="encoder window over long recordings")
-    p.add_argument("--window_overlap_s", type=float, default=10.0)
+    p.add_argument("--window_s", type=float, default=30.0,
+                   help="encoder window of the first pass over long recordings (bounds its memory)")
+    p.add_argument("--window_overlap_s", type=float, default=5.0)
     p.add_argument("--no_reencode", action="store_true",
                    help="decode segments from the windowed encoder output instead of encoding each again")
     p.add_argument("--no_progress", action="store_true")

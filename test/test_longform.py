@@ -224,7 +224,7 @@ def test_windowed_first_pass_and_shared_encoder_output(speechy_model, tmp_path):
         r = t.transcribe_samples(x, "x")
         assert len(r.segments) >= 2 and all(s.end - s.start <= 2.55 for s in r.segments)
     finally:
-        t.window_s, t.window_overlap_s, t.reencode = 120.0, 10.0, True
+        t.window_s, t.window_overlap_s, t.reencode = 30.0, 5.0, True
 
 
 def test_word_times_find_the_bursts(speechy_model, tmp_path):
@@ -268,3 +268,52 @@ def test_benchmark_longform_smoke(capsys, monkeypatch):
     assert [r["model"] for r in rows] == ["mamba", "transformer"]
     for r in rows:
         assert r["whole_s"] > 0 and r["longform_s"] > 0 and r["segments"] >= 2
+
+
+# ---- a trained model: long-form against utterance by utterance (slow: trains for minutes) -----------
+
+@pytest.mark.slow
+def test_trained_model_long_form_matches_utterance_by_utterance(tmp_path):
+    """Train the tone corpus (with leading/trailing silence, as real recordings have), join its 30
+    test utterances with 0.6 s pauses into one ~50 s recording and decode it long-form: the WER is
+    within 3 words of decoding the utterances one by one, the cut finds every utterance, and the
+    word times put each utterance's first word within 0.2 s of where its tone starts."""
+    import jiwer
+
+    from cli_pipeline import ROOT as CLI_ROOT, collect_stats, make_corpus, run, train_args
+    from espnet_mamba.transcribe import Transcriber
+
+    root = make_corpus(tmp_path, n_train=60, n_valid=8, n_test=30, seed=0)
+    rng = np.random.default_rng(1)
+    for wav in sorted((root / "data").glob("*/wav/*.wav")):
+        x, fs = soundfile.read(wav, dtype="float32")
+        pads = [(0.01 * rng.standard_normal(int(rng.uniform(0.1, 0.5) * fs))).astype(np.float32) for _ in "ab"]
+        soundfile.write(wav, np.concatenate([pads[0], x, pads[1]]), fs)
+    config = CLI_ROOT / "test/configs/mamba_mamba.yaml"
+    stats = collect_stats(root, config)
+    run(train_args(root, config, stats, root / "exp", max_epoch=15), cwd=root, log=root / "train.log")
+
+    t = Transcriber(root / "exp", model_file=root / "exp/valid.acc.best.pth", device="cpu", beam_size=4,
+                    ctc_weight=0.3, report=lambda *a: None)
+    d = root / "data" / "test"
+    text = dict(line.split(maxsplit=1) for line in (d / "text").read_text().splitlines())
+    refs, hyps, pieces, starts = [], [], [np.zeros(int(0.6 * FS), np.float32)], []
+    pos = len(pieces[0])
+    for line in (d / "wav.scp").read_text().splitlines():
+        utt, path = line.split()
+        x, _ = soundfile.read(path, dtype="float32")
+        refs.append(text[utt])
+        hyps.append(t.transcribe_samples(x, utt).text)
+        starts.append((pos + int(np.argmax(np.abs(x) > 0.1))) / FS)
+        pieces += [x, np.zeros(int(0.6 * FS), np.float32)]
+        pos += len(x) + int(0.6 * FS)
+    one_by_one = jiwer.process_words(" ".join(refs), " ".join(hyps))
+    r = t.transcribe_samples(np.concatenate(pieces), "joined")
+    long_form = jiwer.process_words(" ".join(refs), r.text)
+    errors = lambda m: m.substitutions + m.deletions + m.insertions  # noqa: E731
+    assert errors(one_by_one) <= 0.1 * sum(len(x.split()) for x in refs), "the model did not learn"
+    assert errors(long_form) <= errors(one_by_one) + 3, (r.text, " ".join(refs))
+    assert len(r.segments) == 30
+    words = [w for s in r.segments for w in s.words]
+    first = [min((w.start for w in words if w.start >= s - 0.3), default=1e9) for s in starts]
+    assert sum(abs(f - s) <= 0.2 for f, s in zip(first, starts)) >= 28
