@@ -93,6 +93,9 @@ def read_audio(path: Union[str, Path]):
     try:
         info = soundfile.info(str(p))
     except Exception as exc:  # noqa: BLE001 - libsndfile raises several types
+        if p.suffix.lower() == ".mp3" and "MPEG" not in soundfile.available_formats():
+            raise AudioError(path, f"MP3 is not supported by this libsndfile ({soundfile.__libsndfile_version__}, "
+                                   f"built without MPEG); convert it, e.g. ffmpeg -i IN.mp3 OUT.flac") from None
         raise AudioError(path, f"not a readable audio file ({_describe_exception(exc)})") from None
     try:
         data, rate = soundfile.read(str(p), dtype="float32", always_2d=True)

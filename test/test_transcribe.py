@@ -238,6 +238,38 @@ def test_24_bit(transcriber, s2t, tmp_path):
     assert r.text == reference_text(s2t, samples)
 
 
+@pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])
+def test_every_integer_and_float_sample_type(transcriber, s2t, tmp_path, subtype):
+    from espnet_mamba.audio import load_audio
+
+    x = tones(0.8, seed=11)
+    f = tmp_path / f"{subtype}.wav"
+    soundfile.write(f, x, FS, subtype=subtype)
+    r = run_one(transcriber, f)
+    assert r.ok and r.notes == []
+    got = load_audio(f, fs=FS).samples
+    assert np.max(np.abs(got - x)) <= (1 / 64 if subtype == "PCM_U8" else 1e-4)   # quantisation only
+    assert r.text == reference_text(s2t, got)
+
+
+@pytest.mark.parametrize("name,fmt,subtype", [("a.flac", "FLAC", "PCM_16"), ("a.ogg", "OGG", "VORBIS"),
+                                              ("a.sph", "NIST", "PCM_16"), ("a.aiff", "AIFF", "PCM_16")])
+def test_containers(transcriber, tmp_path, name, fmt, subtype):
+    x = tones(0.8, seed=12)
+    f = tmp_path / name
+    soundfile.write(f, x, FS, format=fmt, subtype=subtype)
+    r = run_one(transcriber, f)
+    assert r.ok and r.duration == pytest.approx(0.8, abs=0.01)
+
+
+def test_mp3_without_mpeg_support_says_so(transcriber, tmp_path):
+    if "MPEG" in soundfile.available_formats():
+        pytest.skip("this libsndfile reads MP3")
+    f = tmp_path / "a.mp3"
+    f.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00" + bytes(200))
+    assert_error(run_one(transcriber, f), f, "MP3 is not supported by this libsndfile")
+
+
 def test_truncated_header(transcriber, tmp_path):
     good = tmp_path / "good.wav"
     soundfile.write(good, tones(1.0), FS, subtype="PCM_16")
