@@ -90,6 +90,12 @@ def test_scores_are_exact_ctc_probabilities(exp):
         assert abs(score - exact_ctc(logp, tokens)) < 1e-4
     for _, _, token_int, hyp in run(s2t, x, fixed(x.numel(), 4000))[-1]:
         assert abs(hyp.score - exact_ctc(logp, token_int)) < 1e-4
+    # the compact per-candidate vocabulary of the final rescoring: repeats, returns, empty
+    _, enc = offline_logp(s2t.asr_model, x)
+    candidates = [([3, 4, 3, 3, 5, 5], 0.0), ([], 0.0), ([5], 0.0), ([4, 4, 4], 0.0), ([2, 1, 2], 0.0)]
+    got = s2t._exact_ctc(candidates, enc)
+    assert torch.allclose(got, torch.tensor([exact_ctc(logp, t) for t, _ in candidates], dtype=got.dtype),
+                          atol=1e-6)
 
 
 def test_partial_results_after_every_chunk(exp):

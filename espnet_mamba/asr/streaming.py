@@ -536,15 +536,26 @@ class Speech2TextStreaming:
         return ys.to(self.encoder.device), torch.tensor([len(r) for r in rows], device=self.encoder.device)
 
     def _exact_ctc(self, candidates, enc: torch.Tensor) -> torch.Tensor:
-        """log p_ctc(y | all frames) of each candidate (sum over all alignments)."""
-        logp = self.asr_model.ctc.log_softmax(enc)[0].double()                 # T, V
+        """log p_ctc(y | all frames) of each candidate (sum over all alignments).
+
+        ctc_loss reads only the blank's and the target tokens' columns, so each candidate gets
+        its own small vocabulary (blank, then its distinct tokens; equal tokens stay equal, as a
+        repeated token needs a blank between): T x n x (U+1) values instead of T x n x V.
+        """
+        logp = self.asr_model.ctc.log_softmax(enc)[0].double().cpu()           # T, V
         n, frames = len(candidates), logp.shape[0]
-        targets = torch.cat([torch.tensor(list(t), dtype=torch.long) for t, _ in candidates]
-                            + [torch.zeros(0, dtype=torch.long)])
-        nll = F.ctc_loss(logp[:, None].expand(frames, n, -1).cpu(), targets,
-                         torch.full((n,), frames, dtype=torch.long),
+        vocabularies = [sorted(set(tokens)) for tokens, _ in candidates]
+        compact = logp.new_zeros(frames, n, 1 + max(len(v) for v in vocabularies))
+        targets = []
+        for i, ((tokens, _), vocabulary) in enumerate(zip(candidates, vocabularies)):
+            compact[:, i, 0] = logp[:, self.asr_model.blank_id]
+            compact[:, i, 1:1 + len(vocabulary)] = logp[:, vocabulary]
+            index = {token: j + 1 for j, token in enumerate(vocabulary)}
+            targets.append(torch.tensor([index[t] for t in tokens], dtype=torch.long))
+        targets = torch.cat(targets)
+        nll = F.ctc_loss(compact, targets, torch.full((n,), frames, dtype=torch.long),
                          torch.tensor([len(t) for t, _ in candidates], dtype=torch.long),
-                         blank=self.asr_model.blank_id, reduction="none", zero_infinity=False)
+                         blank=0, reduction="none", zero_infinity=False)
         return -nll
 
     def _teacher_forced(self, candidates, enc: torch.Tensor) -> torch.Tensor:
