@@ -279,3 +279,16 @@ def test_bad_chunk_shapes(model):
                      encoder((x[3000:] * 32768).round().to(torch.int16), is_final=True)], 1)
     ref = offline(model, torch.cat([x[:3000], (x[3000:] * 32768).round() / 32768]))
     assert max_err(got, ref) < 1e-4
+
+
+def test_float64_model_streams(model):
+    """A model converted to float64 (asr_inference --dtype float64): chunks are cast to it."""
+    import copy
+
+    from espnet_mamba.asr.streaming import StreamingEncoder
+
+    wide = copy.deepcopy(model).double()
+    x = speech(0.8, seed=12)
+    got = stream(StreamingEncoder(wide), x.float(), fixed(x.numel(), 1000))
+    assert got.dtype == torch.float64
+    assert max_err(got, offline(wide, x.double())) < 1e-9

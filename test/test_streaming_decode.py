@@ -254,3 +254,36 @@ def test_recipe_stage_12_decodes_as_a_stream(exp, tmp_path):
                           "--valid_set", "v", "--asr_config", "conf/train.yaml", "--use_streaming", "yes"],
                          cwd=recipe, capture_output=True, text=True)
     assert bad.returncode != 0 and "--use_streaming must be true or false" in bad.stderr
+
+
+def test_language_model_scores(exp, tmp_path):
+    """lm_train_config: lm_weight x log p_lm(y, eos), checked against ESPnet's LM as a scorer
+    (SequentialRNNLM.score stepped token by token)."""
+    from espnet2.tasks.lm import LMTask
+    from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
+
+    (tmp_path / "lm.yaml").write_text("lm: seq_rnn\nlm_conf:\n    unit: 16\n    nlayers: 1\n")
+    args = LMTask.get_parser().parse_args(["--config", str(tmp_path / "lm.yaml"), "--token_list",
+                                           str(exp / "tokens.txt"), "--token_type", "char",
+                                           "--output_dir", str(tmp_path)])
+    torch.manual_seed(3)
+    lm = LMTask.build_model(args).eval()
+    torch.save(lm.state_dict(), tmp_path / "lm.pth")
+    with (tmp_path / "lm_config.yaml").open("w") as f:
+        yaml_no_alias_safe_dump(vars(args), f, indent=4, sort_keys=False)
+    s2t = streaming(exp, ctc_weight=1.0, beam_size=4, nbest=4, lm_train_config=tmp_path / "lm_config.yaml",
+                    lm_file=tmp_path / "lm.pth", lm_weight=0.7)
+    x = speech(1.2, seed=8)
+    logp, _ = offline_logp(s2t.asr_model, x)
+    results = run(s2t, x, fixed(x.numel(), 2560))[-1]
+    assert len(results) == 4
+    sos = eos = s2t.asr_model.eos
+    for _, _, token_int, hyp in results:
+        state, ys, total = None, [sos], 0.0
+        with torch.no_grad():
+            for token in token_int + [eos]:
+                step, state = lm.lm.score(torch.tensor(ys), state, None)
+                total += float(step[token])
+                ys.append(token)
+        assert abs(hyp.scores["lm"] - total) < 1e-4
+        assert abs(hyp.score - (exact_ctc(logp, token_int) + 0.7 * total)) < 1e-3
