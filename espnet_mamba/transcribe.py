@@ -43,7 +43,7 @@ import warnings
 from contextlib import redirect_stdout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -208,6 +208,7 @@ class Transcriber:
         memory; near the lengths the model was trained on, its CTC is most reliable).
     reencode: encode each segment again on its own (as decoding utterance by utterance
         does) instead of slicing the windowed encoder output.
+    fs: the model's sample rate (default: its config's frontend_conf fs, else ESPnet's 16000).
     decode options (beam_size, ctc_weight, penalty, maxlenratio, ...) go to ``Speech2Text``.
     """
 
@@ -215,7 +216,7 @@ class Transcriber:
                  ctc_weight: float = 0.3, max_segment_s: float = 20.0, pause_s: float = 0.5,
                  window_s: float = 30.0, window_overlap_s: float = 5.0, reencode: bool = True,
                  progress: bool = False, report: Callable[[str, str], None] = _default_report,
-                 **decode_options):
+                 fs: Optional[int] = None, **decode_options):
         import espnet_mamba  # noqa: F401 - registers our classes before ESPnet rebuilds the model
         from espnet2.bin.asr_inference import Speech2Text
 
@@ -239,7 +240,7 @@ class Transcriber:
                 raise ModelError(f"{model}: cannot load the model ({type(exc).__name__}: {exc})") from None
         self.device = device
         self.model = self.s2t.asr_model
-        self.fs = _model_fs(self.s2t.asr_train_args)
+        self.fs = int(fs) if fs else _model_fs(self.s2t.asr_train_args)
         self.max_segment_s = max_segment_s
         self.pause_s = pause_s
         self.window_s = max(window_s, max_segment_s)
@@ -558,6 +559,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window_overlap_s", type=float, default=5.0)
     p.add_argument("--no_reencode", action="store_true",
                    help="decode segments from the windowed encoder output instead of encoding each again")
+    p.add_argument("--fs", type=int, default=None,
+                   help="the model's sample rate, when its config does not give frontend_conf fs "
+                        "(default: that, else 16000)")
     p.add_argument("--no_progress", action="store_true")
     return p
 
@@ -598,7 +602,7 @@ def _main(a, out) -> int:
         t = Transcriber(a.model, model_file=a.model_file, device=a.device, max_segment_s=a.max_segment_s,
                         pause_s=a.pause_s, window_s=a.window_s, window_overlap_s=a.window_overlap_s,
                         reencode=not a.no_reencode, progress=not a.no_progress and sys.stderr.isatty(),
-                        report=report, **options)
+                        report=report, fs=a.fs, **options)
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -126,7 +126,8 @@ def test_each_recording_is_read_once_and_segments_are_checked_alone(tmp_path, mo
     monkeypatch.setattr(dd, "read_audio", lambda p: reads.append(p) or real(p))
     problems = format_dir(src, tmp_path / "dump", FS, skip_bad_utts=True)
     assert len(reads) == 1
-    assert [(u, p.split(" (")[0]) for u, _, p in problems] == [("s2", "1 NaN/Inf samples"), ("s4", "segment 4.0-5.0 s is empty")]
+    assert [(u, p.split(" (")[0]) for u, _, p in problems] == [("s2", "1 NaN/Inf samples"),
+                                                                ("s4", "segment 4.0-5.0 s is empty")]
     assert sorted(read_table(tmp_path / "dump" / "wav.scp")) == ["s1", "s3"]
 
 
