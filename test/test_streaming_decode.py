@@ -14,6 +14,7 @@ from test_streaming import _one_thread, causal_config, fixed, random_sizes, spee
 from transcribe_model import build_random_model
 
 FS = 16000
+ROOT_CONF = Path(__file__).resolve().parents[1] / "egs2" / "synth_commands" / "asr1" / "conf"
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +288,30 @@ def test_language_model_scores(exp, tmp_path):
                 ys.append(token)
         assert abs(hyp.scores["lm"] - total) < 1e-4
         assert abs(hyp.score - (exact_ctc(logp, token_int) + 0.7 * total)) < 1e-3
+
+
+def test_cli_decodes_espnet_contextual_block_models_with_espnet(tmp_path):
+    """A contextual_block_transformer model goes to ESPnet's own Speech2TextStreaming, same loop:
+    the CLI's hypothesis equals that class driven with the same chunks."""
+    import soundfile
+    import yaml
+    from espnet2.bin.asr_inference_streaming import Speech2TextStreaming as ESPnetStreaming
+
+    from espnet_mamba.benchmark.streaming import build_model
+    from espnet_mamba.bin.asr_inference_streaming import main
+
+    config = yaml.safe_load((ROOT_CONF / "train_asr_contextual_block_transformer.yaml").read_text())
+    config["encoder_conf"].update(output_size=32, linear_units=64, num_blocks=1, attention_heads=2)
+    config["decoder_conf"].update(linear_units=64, num_blocks=1, attention_heads=2)
+    exp = build_model(tmp_path / "cbt", config)
+    x = speech(1.5, seed=30).numpy().astype(np.float32)
+    soundfile.write(tmp_path / "a.wav", x, FS, subtype="FLOAT")
+    (tmp_path / "wav.scp").write_text(f"a {tmp_path / 'a.wav'}\n")
+    main(["--output_dir", str(tmp_path / "out"), "--asr_train_config", str(exp / "config.yaml"),
+          "--asr_model_file", str(exp / "model.pth"), "--data_path_and_name_and_type",
+          f"{tmp_path / 'wav.scp'},speech,sound", "--sim_chunk_length", "2560", "--beam_size", "2"])
+    ref = ESPnetStreaming(str(exp / "config.yaml"), str(exp / "model.pth"), beam_size=2)
+    want = run(ref, torch.from_numpy(x), fixed(x.size, 2560))[-1][0][2]
+    got = (tmp_path / "out/1best_recog/token_int").read_text().split()[1:]
+    assert got == [str(t) for t in want]
+    assert (tmp_path / "out/streaming/latency").read_text().split()[4] == "10"   # 24000 samples

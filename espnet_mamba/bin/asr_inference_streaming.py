@@ -10,6 +10,12 @@ p50 p95 max, number of chunks) and ``streaming/rtf`` (compute time / audio durat
 
 Two more options: ``--token_beam`` (tokens per frame that may extend a prefix;
 default the beam size, 0 for all) and ``--exact_ctc_rescoring`` (default true).
+
+A model with ESPnet's own streaming encoder (``contextual_block_transformer`` or
+``contextual_block_conformer``) is decoded with ESPnet's ``Speech2TextStreaming``
+(block processing, BatchBeamSearchOnline) in the same loop, so a recipe's
+``asr.sh --use_streaming true`` decodes Mamba models and ESPnet's streaming
+baselines alike, with the same chunks and the same latency files.
 """
 
 import logging
@@ -38,6 +44,15 @@ def get_parser():
     group.add_argument("--fs", type=int, default=16000,
                        help="sampling rate, for the real-time factor only")
     return parser
+
+
+def uses_espnet_streaming_encoder(asr_train_config: str) -> bool:
+    """The training config names one of ESPnet's own streaming (contextual block) encoders."""
+    import yaml
+
+    with open(asr_train_config, encoding="utf-8") as f:
+        encoder = (yaml.safe_load(f) or {}).get("encoder")
+    return isinstance(encoder, str) and encoder.startswith("contextual_block")
 
 
 def chunk_bounds(n_samples: int, chunk: int):
@@ -79,15 +94,22 @@ def inference(output_dir: str, maxlenratio: float, minlenratio: float, batch_siz
                         format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     device = "cuda" if ngpu >= 1 else "cpu"
     set_all_random_seed(seed)
-    speech2text = Speech2TextStreaming(
+    common = dict(
         asr_train_config=asr_train_config, asr_model_file=asr_model_file, lm_train_config=lm_train_config,
         lm_file=lm_file, token_type=token_type, bpemodel=bpemodel, device=device, maxlenratio=maxlenratio,
         minlenratio=minlenratio, dtype=dtype, beam_size=beam_size, ctc_weight=ctc_weight,
         lm_weight=lm_weight, penalty=penalty, nbest=nbest, normalize_length=normalize_length,
         disable_repetition_detection=disable_repetition_detection,
         decoder_text_length_limit=decoder_text_length_limit,
-        encoded_feat_length_limit=encoded_feat_length_limit, token_beam=token_beam,
-        exact_ctc_rescoring=exact_ctc_rescoring)
+        encoded_feat_length_limit=encoded_feat_length_limit)
+    if uses_espnet_streaming_encoder(asr_train_config):
+        from espnet2.bin.asr_inference_streaming import Speech2TextStreaming as ESPnetStreaming
+
+        logging.info("contextual block encoder: decoding with ESPnet's Speech2TextStreaming")
+        speech2text = ESPnetStreaming(**common)
+    else:
+        speech2text = Speech2TextStreaming(**common, token_beam=token_beam,
+                                           exact_ctc_rescoring=exact_ctc_rescoring)
     loader = ASRTask.build_streaming_iterator(
         data_path_and_name_and_type, dtype=dtype, batch_size=batch_size, key_file=key_file,
         num_workers=num_workers,
