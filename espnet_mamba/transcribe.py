@@ -25,6 +25,12 @@ search, and the texts are joined. Word times (``ctm``, ``srt``, ``json``) come
 from a CTC forced alignment of each segment's tokens. A recording no longer
 than ``--max_segment_s`` is decoded whole, exactly as ESPnet's ``Speech2Text``.
 
+Outputs (standard output, or ``-o FILE``): ``text``: the transcript of a single
+file alone, else one "PATH<TAB>TEXT" line per file; ``json``: per file its
+text, duration, segments with word times, notes and error; ``ctm``: "REC 1
+START DUR WORD" per word; ``srt``: subtitles from the word times. Errors and
+notes go to standard error as "error: PATH: problem" / "note: ...".
+
 In Python::
 
     from espnet_mamba.transcribe import transcribe, Transcriber
