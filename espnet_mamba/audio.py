@@ -25,6 +25,7 @@ import soundfile
 FULL_SCALE = 0.999
 # clipping is reported when at least this fraction of the samples sit at full scale
 CLIPPED_FRACTION = 1e-3
+CHECK_BLOCK = 1 << 20   # samples per block when checking
 
 
 class AudioError(Exception):
@@ -135,19 +136,30 @@ def check_samples(path, data: np.ndarray, rate: int, info=None) -> List[Note]:
         raise AudioError(path, "no samples (the file holds a header but 0 samples of audio)")
     if rate <= 0:
         raise AudioError(path, f"invalid sample rate {rate}")
-    finite = np.isfinite(data)
-    if not finite.all():
-        bad = int((~finite).sum())
-        first = int(np.argmax(~finite.all(axis=1)))
+    # statistics in blocks: temporaries stay small for an hour of audio
+    bad = at_full = 0
+    first_bad = None
+    peak = 0.0
+    for i in range(0, data.shape[0], CHECK_BLOCK):
+        block = data[i:i + CHECK_BLOCK]
+        nonfinite = ~np.isfinite(block).all(axis=1)
+        if nonfinite.any():
+            bad += int((~np.isfinite(block)).sum())
+            if first_bad is None:
+                first_bad = i + int(np.argmax(nonfinite))
+            continue
+        mag = np.abs(block)
+        peak = max(peak, float(mag.max()))
+        at_full += int((mag >= FULL_SCALE).sum())
+    if bad:
         raise AudioError(path, f"{bad} NaN/Inf sample{'s' if bad > 1 else ''} "
-                               f"(first at {first / rate:.3f} s)")
+                               f"(first at {first_bad / rate:.3f} s)")
     if info is not None and info.format == "WAV":
         missing = wav_missing_bytes(path)
         if missing:
             notes.append(Note("truncated", f"{path}: truncated: the WAV header announces {missing} more bytes "
                                            f"of audio than the file holds; transcribing the "
                                            f"{data.shape[0] / rate:.2f} s that are there"))
-    peak = float(np.abs(data).max())
     if peak == 0.0:
         notes.append(Note("silent", f"{path}: every sample is 0 (silence)"))
     elif peak > 1.0 + 1e-6:
@@ -155,7 +167,6 @@ def check_samples(path, data: np.ndarray, rate: int, info=None) -> List[Note]:
                           f"{path}: float samples reach {peak:.3g}, beyond full scale [-1, 1]; "
                           f"levels differ from what a model trained on integer audio heard"))
     else:
-        at_full = int((np.abs(data) >= FULL_SCALE).sum())
         if at_full and at_full >= CLIPPED_FRACTION * data.size:
             notes.append(Note("clipped", f"{path}: clipped ({100 * at_full / data.size:.2g}% of samples at "
                                          f"full scale); transcribed anyway, accuracy may suffer"))

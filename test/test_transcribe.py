@@ -418,3 +418,16 @@ def test_output_formats_from_word_times():
     rows = json.loads(format_results([r, bad], "json"))
     assert rows[0]["segments"][1]["words"][0] == {"word": "c", "start": 7.25, "end": 7.5}
     assert rows[1]["error"].startswith("/x/bad.wav")
+
+
+def test_sample_checks_in_blocks_agree_with_whole_array(monkeypatch):
+    import espnet_mamba.audio as audio
+
+    x = np.clip(tones(2.0) * 4, -1, 1)[:, None]
+    whole = [n.kind for n in audio.check_samples("x.wav", x, FS)]
+    monkeypatch.setattr(audio, "CHECK_BLOCK", 1000)
+    assert [n.kind for n in audio.check_samples("x.wav", x, FS)] == whole == ["clipped"]
+    x[25_000, 0] = np.nan
+    x[31_000, 0] = -np.inf
+    with pytest.raises(audio.AudioError, match=r"2 NaN/Inf samples \(first at 1.562 s\)"):
+        audio.check_samples("x.wav", x, FS)
