@@ -9,6 +9,8 @@ For each experiment directory (made by the recipe engine) it reads
   DECODE/TEST/score_wer/summary.json   WER per test set (stage 13; --inference_tag DECODE picks one
                                     decoding where there are several)
   DECODE/TEST/audio_seconds + logdir/asr_inference.*.log   decoding real-time factor
+  DECODE/TEST/streaming_chunk_ms    a streaming decoding (asr.sh --use_streaming true): compute time
+                                    of every chunk, pooled into p50/p95 and a compute-only RTF
   config.yaml                       the training seed
 and writes OUT.md (also printed) and OUT.png. Runs of one model with different seeds
 (directory names that differ only by a "_seedN" suffix, as the recipes name them) also get
@@ -98,8 +100,28 @@ def decoding(exp: Path, inference_tag: Optional[str] = None) -> Dict[str, Dict]:
         if audio.exists() and jobs:
             entry["rtf"] = sum(float(j.group(1)) for j in jobs) / max(float(audio.read_text()), 1e-9)
             entry["decode_peak_mem_mb"] = max(float(j.group(2)) for j in jobs)
+        entry.update(streaming_stats(test_dir))
         out[test_dir.name] = entry
     return out
+
+
+def streaming_stats(test_dir: Path) -> Dict:
+    """p50/p95 of the compute time of every chunk of every utterance, and compute time / audio."""
+    chunks = test_dir / "streaming_chunk_ms"
+    audio = test_dir / "audio_seconds"
+    if not chunks.exists():
+        return {}
+    ms = sorted(float(v) for line in chunks.read_text().splitlines() for v in line.split()[1:])
+    if not ms:
+        return {}
+
+    def percentile(q):
+        return ms[min(len(ms) - 1, max(0, int(round(q / 100 * (len(ms) - 1)))))]
+
+    stats = {"stream_p50_ms": percentile(50), "stream_p95_ms": percentile(95)}
+    if audio.exists():
+        stats["stream_rtf"] = sum(ms) / 1000 / max(float(audio.read_text()), 1e-9)
+    return stats
 
 
 def summarise(exp: Path, inference_tag: Optional[str] = None) -> Dict:
@@ -122,6 +144,9 @@ def markdown(runs: List[Dict]) -> str:
     tests = sorted({t for r in runs for t in r["tests"]})
     head = ["model", "params"] + [f"WER {t}" for t in tests] + [
         "epochs", "train time", "train peak mem", "decode RTF"]
+    streaming = any("stream_p50_ms" in t for r in runs for t in r["tests"].values())
+    if streaming:  # mean over the test sets of each, as decode RTF
+        head += ["chunk p50 ms", "chunk p95 ms", "stream RTF"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
         rtfs = [t["rtf"] for t in r["tests"].values() if "rtf" in t]
@@ -131,6 +156,10 @@ def markdown(runs: List[Dict]) -> str:
                 f"{r['wall_s'] / 60:.1f} min" if r["wall_s"] is not None else "-",
                 f"{r['peak_mem_mb']:.0f} MB" if r["peak_mem_mb"] else "-",
                 _fmt(sum(rtfs) / len(rtfs) if rtfs else None, ".3f")]
+        for key, spec in (("stream_p50_ms", ".1f"), ("stream_p95_ms", ".1f"), ("stream_rtf", ".3f")):
+            if streaming:
+                values = [t[key] for t in r["tests"].values() if key in t]
+                row.append(_fmt(sum(values) / len(values) if values else None, spec))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

@@ -40,3 +40,27 @@ def test_streaming_configs_build_match_in_size_and_stream():
     head = (CONF / "train_asr_mamba.yaml").read_text().split("\nmodel:")[0].split("\n", 1)[1]
     for name in ("train_asr_mamba_streaming.yaml", "train_asr_contextual_block_transformer.yaml"):
         assert head in (CONF / name).read_text(), name
+
+
+def test_compare_table_adds_streaming_columns(tmp_path):
+    """compare reads stage 12's streaming_chunk_ms (asr.sh --use_streaming true): pooled p50/p95
+    over every chunk of every utterance, compute-only RTF; tables without streaming stay as they were."""
+    from test_compare import make_exp
+
+    from espnet_mamba import compare
+
+    stream = make_exp(tmp_path, "asr_mamba_streaming", 20.0)
+    test = stream / "decode_x" / "test"
+    # 22 chunks: 1..20 ms plus two slow ones; audio 100 s; compute 210 + 500 + 900 ms
+    (test / "streaming_chunk_ms").write_text(
+        "u1 " + " ".join(str(v) for v in range(1, 11)) + " 500\n"
+        "u2 " + " ".join(str(v) for v in range(11, 21)) + " 900\n")
+    offline = make_exp(tmp_path, "asr_mamba", 15.0)
+    stats = compare.streaming_stats(test)
+    assert stats["stream_p50_ms"] in (11.0, 12.0) and stats["stream_p95_ms"] == 500.0
+    assert abs(stats["stream_rtf"] - (210 + 1400) / 1000 / 100) < 1e-9
+    table = compare.markdown([compare.summarise(stream), compare.summarise(offline)])
+    assert "chunk p50 ms | chunk p95 ms | stream RTF |" in table
+    assert "| 0.500 | 11.0 | 500.0 | 0.016 |" in table or "| 0.500 | 12.0 | 500.0 | 0.016 |" in table
+    assert table.splitlines()[-1].endswith("| 0.500 | - | - | - |")
+    assert "chunk p50" not in compare.markdown([compare.summarise(offline)])

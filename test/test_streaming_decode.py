@@ -205,6 +205,8 @@ def test_cli_writes_what_speech2text_streaming_returns(exp, tmp_path):
     latency = (out / "streaming/latency").read_text().split("\n")[0].split()
     assert latency[0] == "u0" and int(latency[4]) == 7                    # 17600 samples: 7 chunks
     assert (out / "streaming/rtf").exists() and (out / "1best_recog/text").exists()
+    chunk_ms = (out / "streaming/chunk_ms").read_text().splitlines()[0].split()
+    assert chunk_ms[0] == "u0" and len(chunk_ms) == 1 + 7
 
 
 @pytest.mark.slow
@@ -251,6 +253,7 @@ def test_recipe_stage_12_decodes_as_a_stream(exp, tmp_path):
     assert "espnet_mamba.bin.asr_inference_streaming" in log and "--sim_chunk_length 2560" in log
     assert [line.strip() for line in (dec / "token_int").read_text().splitlines()] == want
     assert len((dec / "streaming_latency").read_text().splitlines()) == 2
+    assert len((dec / "streaming_chunk_ms").read_text().splitlines()) == 2
     bad = subprocess.run(["bash", "asr.sh", "--stage", "12", "--stop-stage", "12", "--train_set", "t",
                           "--valid_set", "v", "--asr_config", "conf/train.yaml", "--use_streaming", "yes"],
                          cwd=recipe, capture_output=True, text=True)

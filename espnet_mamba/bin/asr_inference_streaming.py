@@ -6,7 +6,8 @@ each utterance is fed in chunks of ``--sim_chunk_length`` samples (0: one chunk)
 and carried state, partial hypotheses after each chunk, the n-best rescored with
 the attention decoder at the end. Writes ESPnet's ``{n}best_recog/{text,token,
 token_int,score}`` and, per utterance, ``streaming/latency`` (compute time per chunk in ms:
-p50 p95 max, number of chunks) and ``streaming/rtf`` (compute time / audio duration).
+p50 p95 max, number of chunks), ``streaming/chunk_ms`` (every chunk's compute time, ms)
+and ``streaming/rtf`` (compute time / audio duration).
 
 Two more options: ``--token_beam`` (tokens per frame that may extend a prefix;
 default the beam size, 0 for all) and ``--exact_ctc_rescoring`` (default true).
@@ -138,6 +139,7 @@ def inference(output_dir: str, maxlenratio: float, minlenratio: float, batch_siz
                 writer["streaming"]["latency"][key] = (f"{np.percentile(ms, 50):.3f} {np.percentile(ms, 95):.3f} "
                                           f"{ms.max():.3f} {len(ms)}")
                 writer["streaming"]["rtf"][key] = f"{sum(chunk_seconds) / max(len(speech) / fs, 1e-9):.4f}"
+                writer["streaming"]["chunk_ms"][key] = " ".join(f"{v:.3f}" for v in ms)
             if not results:   # nothing recognised (too short): an empty line, as offline decoding
                 ibest = writer["1best_recog"]
                 ibest["token"][key], ibest["token_int"][key], ibest["score"][key] = "", "", "0.0"

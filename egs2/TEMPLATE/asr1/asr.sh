@@ -308,8 +308,8 @@ if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
       done | sort -k1,1 > "${dir}/${f}"
     done
     if [ "${use_streaming}" = true ]; then
-      # per utterance: compute time per chunk (ms: p50 p95 max, chunks) and real-time factor
-      for f in latency rtf; do
+      # per utterance: compute time per chunk (ms: p50 p95 max, chunks), real-time factor, every chunk's ms
+      for f in latency rtf chunk_ms; do
         cat "${logdir}"/output.*/streaming/"${f}" 2>/dev/null | sort -k1,1 > "${dir}/streaming_${f}" || true
       done
     fi
