@@ -14,7 +14,7 @@
  * by side in vectors (see `block`). Each call starts its own threads
  * (no pool survives the call), so the library is safe under fork, and the
  * caller chooses the count (torch.get_num_threads()). Gradients that sum over
- * rows of several threads (A, B, C, D, bias, conv weight) go to one private
+ * work units of several threads (A, B, C, D, bias, conv weight) go to one private
  * buffer per thread; the caller adds them up.
  *
  * Loops over the lanes carry `#pragma omp simd` (compiled with -fopenmp-simd:
@@ -48,7 +48,7 @@ typedef int32_t ibits;
 #define MAX_THREADS 256
 
 /* exp(x), x clamped to the normal range: x = k ln2 + r with |r| <= ln2/2, exp(r) by its
- * Taylor polynomial (error below one unit in the last place), 2^k from the
+ * Taylor polynomial (error about one unit in the last place), 2^k from the
  * exponent bits. Branch-free, so a loop over it vectorises. */
 static inline real vexp(real x) {
 #ifdef REAL_IS_DOUBLE
@@ -130,10 +130,10 @@ static inline real vsigmoid(real x) { return 1 / (1 + vexp(-x)); }
 
 /* ---------------------------------------------------------------- threads */
 
-typedef void (*row_fn)(const void *args, i64 row_begin, i64 row_end, int thread);
+typedef void (*unit_fn)(const void *args, i64 begin, i64 end, int thread);
 
 typedef struct {
-  row_fn fn;
+  unit_fn fn;
   const void *args;
   i64 begin, end;
   int thread;
@@ -145,16 +145,16 @@ static void *run_job(void *p) {
   return NULL;
 }
 
-/* rows [0, rows) in `threads` contiguous ranges; the caller's thread takes one */
-static void parallel_rows(row_fn fn, const void *args, i64 rows, int threads) {
+/* work units [0, units) in `threads` contiguous ranges; the caller's thread takes one */
+static void parallel_units(unit_fn fn, const void *args, i64 units, int threads) {
   job jobs[MAX_THREADS];
   pthread_t ids[MAX_THREADS];
   int started[MAX_THREADS];
   if (threads > MAX_THREADS) threads = MAX_THREADS;
-  if (threads > rows) threads = (int)rows;
+  if (threads > units) threads = (int)units;
   if (threads < 1) threads = 1;
   for (int t = 0; t < threads; t++) {
-    jobs[t] = (job){fn, args, rows * t / threads, rows * (t + 1) / threads, t};
+    jobs[t] = (job){fn, args, units * t / threads, units * (t + 1) / threads, t};
     started[t] = 0;
   }
   for (int t = 1; t < threads; t++)
@@ -164,7 +164,7 @@ static void parallel_rows(row_fn fn, const void *args, i64 rows, int threads) {
     if (started[t])
       pthread_join(ids[t], NULL);
     else
-      run_job(&jobs[t]); /* could not start a thread: do its rows here */
+      run_job(&jobs[t]); /* could not start a thread: do its units here */
   }
 }
 
@@ -541,11 +541,11 @@ static void scan_bwd_blocks(const void *p, i64 k0, i64 k1, int thread) {
 static i64 n_blocks(const scan_args *a) { return a->batch * a->groups * blocks_per_group(a); }
 
 void scan_fwd(const scan_args *a, int threads) {
-  parallel_rows(scan_fwd_blocks, a, n_blocks(a), threads);
+  parallel_units(scan_fwd_blocks, a, n_blocks(a), threads);
 }
 
 void scan_bwd(const scan_args *a, int threads) {
-  parallel_rows(scan_bwd_blocks, a, n_blocks(a), threads);
+  parallel_units(scan_bwd_blocks, a, n_blocks(a), threads);
 }
 
 /* One token. state (batch, dim, n) contiguous, updated in place. u, delta, z,
@@ -596,7 +596,7 @@ static void state_step_blocks(const void *p, i64 k0, i64 k1, int thread) {
 
 void state_step(const step_args *s, int threads) {
   const i64 blocks = s->batch * ((s->dim + LANES - 1) / LANES);
-  parallel_rows(state_step_blocks, s, blocks, threads);
+  parallel_units(state_step_blocks, s, blocks, threads);
 }
 
 /* ------------------------------------------------------------------- conv */
@@ -740,11 +740,11 @@ static void conv_bwd_blocks(const void *p, i64 k0, i64 k1, int thread) {
 }
 
 void conv_fwd(const conv_args *a, int threads) {
-  parallel_rows(conv_fwd_blocks, a, a->batch * conv_blocks_per_row(a), threads);
+  parallel_units(conv_fwd_blocks, a, a->batch * conv_blocks_per_row(a), threads);
 }
 
 void conv_bwd(const conv_args *a, int threads) {
-  parallel_rows(conv_bwd_blocks, a, a->batch * conv_blocks_per_row(a), threads);
+  parallel_units(conv_bwd_blocks, a, a->batch * conv_blocks_per_row(a), threads);
 }
 
 /* One token: state (batch, dim, width) contiguous, the width most recent
@@ -768,5 +768,5 @@ static void conv_step_rows(const void *p, i64 r0, i64 r1, int thread) {
 }
 
 void conv_step(const conv_args *a, int threads) {
-  parallel_rows(conv_step_rows, a, a->batch * a->dim, threads);
+  parallel_units(conv_step_rows, a, a->batch * a->dim, threads);
 }
