@@ -64,3 +64,29 @@ def test_compare_table_adds_streaming_columns(tmp_path):
     assert "| 0.500 | 11.0 | 500.0 | 0.016 |" in table or "| 0.500 | 12.0 | 500.0 | 0.016 |" in table
     assert table.splitlines()[-1].endswith("| 0.500 | - | - | - |")
     assert "chunk p50" not in compare.markdown([compare.summarise(offline)])
+
+
+def test_demo_run_sh_decodes_streaming_models_as_streams(tmp_path):
+    """run.sh --streaming_models: those models go through asr.sh with --use_streaming true, the
+    others with false (asr.sh replaced by a stub that records its arguments)."""
+    import os
+    import shutil
+    import subprocess
+
+    demo = ROOT / "egs2" / "synth_commands" / "asr1"
+    shutil.copy(demo / "run.sh", tmp_path / "run.sh")
+    (tmp_path / "utils").mkdir()
+    (tmp_path / "utils" / "parse_options.sh").symlink_to(demo / "utils" / "parse_options.sh")
+    (tmp_path / "asr.sh").write_text('#!/usr/bin/env bash\necho "$*" >> calls.txt\n')
+    (tmp_path / "asr.sh").chmod(0o755)
+    out = subprocess.run(["bash", "run.sh", "--stop_stage", "12", "--models", "mamba",
+                          "--streaming_models", "mamba_streaming contextual_block_transformer"],
+                         cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ))
+    assert out.returncode == 0, out.stderr
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    assert len(calls) == 3
+    for call, model, streaming in zip(calls, ["mamba", "mamba_streaming", "contextual_block_transformer"],
+                                      ["false", "true", "true"]):
+        assert f"--asr_config conf/train_asr_{model}.yaml" in call
+        assert call.endswith(f"--use_streaming {streaming}")
+        assert (CONF / f"train_asr_{model}.yaml").exists()

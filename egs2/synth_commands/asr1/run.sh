@@ -4,6 +4,11 @@
 # matched size, decode, score, and print the comparison table.
 #   ./run.sh                        full demo
 #   ./run.sh --n_train 40 --max_epoch 1   a quick smoke run
+#   ./run.sh --streaming_models "mamba_streaming contextual_block_transformer"
+#                                   also train a causal Mamba and ESPnet's contextual block
+#                                   Transformer (matched size) and decode them as streams
+#                                   (asr.sh --use_streaming true, 160 ms chunks): the table
+#                                   then adds compute per chunk (p50/p95) and stream RTF
 set -euo pipefail
 stage=1
 stop_stage=14
@@ -12,11 +17,14 @@ n_valid=40
 n_test=80
 max_epoch=10
 models="mamba transformer"
-help_message="Usage: $0 [--stage N] [--stop_stage N] [--n_train N] [--n_valid N] [--n_test N] [--max_epoch N] [--models 'mamba transformer']"
+streaming_models=""       # e.g. "mamba_streaming contextual_block_transformer" (conf/train_asr_<name>.yaml)
+help_message="Usage: $0 [--stage N] [--stop_stage N] [--n_train N] [--n_valid N] [--n_test N] [--max_epoch N] [--models 'mamba transformer'] [--streaming_models 'mamba_streaming contextual_block_transformer']"
 . ./utils/parse_options.sh
 
 exps=""
-for model in ${models}; do
+for model in ${models} ${streaming_models}; do
+  streaming=false
+  case " ${streaming_models} " in *" ${model} "*) streaming=true;; esac
   # stages 1-5 and 10 are shared: the second model finds them complete and skips them
   ./asr.sh --stage "${stage}" --stop_stage "${stop_stage}" \
     --train_set train --valid_set valid --test_sets test \
@@ -24,7 +32,7 @@ for model in ${models}; do
     --asr_config "conf/train_asr_${model}.yaml" --inference_config conf/decode_asr.yaml \
     --inference_model valid.acc.ave.pth \
     --local_data_opts "--n_train ${n_train} --n_valid ${n_valid} --n_test ${n_test}" \
-    --asr_args "--max_epoch ${max_epoch}"
+    --asr_args "--max_epoch ${max_epoch}" --use_streaming "${streaming}"
   exps+=" exp/asr_train_asr_${model}_char"
 done
 if [ "${stop_stage}" -ge 13 ]; then
