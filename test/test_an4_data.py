@@ -60,7 +60,8 @@ def prepared(tmp_path_factory):
 def test_espnet_split_counts_and_speakers(prepared):
     for name in ("train", "train_nodev", "train_dev", "test"):
         validate(prepared / name)
-    n = {name: len(read_table(prepared / name / "wav.scp")) for name in ("train", "train_nodev", "train_dev", "test")}
+    n = {name: len(read_table(prepared / name / "wav.scp"))
+         for name in ("train", "train_nodev", "train_dev", "test")}
     assert n == {"train": 948, "train_nodev": 848, "train_dev": 100, "test": 130}
     train = read_table(prepared / "train" / "wav.scp")
     # ESPnet's train_dev: the first 100 utterances of the sorted training set; train_nodev the rest
@@ -224,9 +225,15 @@ echo "${line}" >> calls.log
 """
 
 
-def test_run_sh_trains_every_model_on_espnets_sets(tmp_path):
-    r = recipe_copy(tmp_path)
-    (r / "asr.sh").unlink()
+@pytest.mark.parametrize("recipe,sets,nbpe", [("an4", ("train_nodev", "train_dev", "train_dev test"), "30"),
+                                               ("mini_librispeech", ("train", "dev", "dev test"), "300")])
+def test_run_sh_trains_every_model_on_the_recipes_sets(tmp_path, recipe, sets, nbpe):
+    r = tmp_path / recipe
+    r.mkdir()
+    for name in ("utils", "path.sh", "cmd.sh"):
+        (r / name).symlink_to(TEMPLATE / name)
+    for name in ("run.sh", "conf", "local"):
+        (r / name).symlink_to(ROOT / "egs2" / recipe / "asr1" / name)
     (r / "asr.sh").write_text(RECORDER)
     (r / "asr.sh").chmod(0o755)
     out = subprocess.run(["bash", "run.sh", "--stage", "12", "--stop_stage", "12", "--seeds", "0 1"],
@@ -234,11 +241,12 @@ def test_run_sh_trains_every_model_on_espnets_sets(tmp_path):
     assert out.returncode == 0, out.stderr
     calls = [dict(kv.split("=", 1) for kv in line.strip("|").split("|"))
              for line in (r / "calls.log").read_text().splitlines()]
-    assert [c["asr_tag"] for c in calls] == [f"train_asr_{m}_bpe30{s}" for s in ("", "_seed1")
+    assert [c["asr_tag"] for c in calls] == [f"train_asr_{m}_bpe{nbpe}{s}" for s in ("", "_seed1")
                                              for m in ("mamba", "conmamba", "transformer", "conformer")]
+    assert [c["asr_args"].split() for c in calls][-1] == ["--seed", "1"]
     for c in calls:
-        assert (c["train_set"], c["valid_set"], c["test_sets"]) == ("train_nodev", "train_dev", "train_dev test")
-        assert (c["token_type"], c["nbpe"], c["speed_perturb_factors"]) == ("bpe", "30", "0.9 1.0 1.1")
+        assert (c["train_set"], c["valid_set"], c["test_sets"]) == sets
+        assert (c["token_type"], c["nbpe"], c["speed_perturb_factors"]) == ("bpe", nbpe, "0.9 1.0 1.1")
         assert Path(r / c["asr_config"]).is_file()
 
 
