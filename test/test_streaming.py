@@ -292,3 +292,19 @@ def test_float64_model_streams(model):
     got = stream(StreamingEncoder(wide), x.float(), fixed(x.numel(), 1000))
     assert got.dtype == torch.float64
     assert max_err(got, offline(wide, x.double())) < 1e-9
+
+
+def test_state_does_not_grow_with_the_stream(model):
+    """Constant memory: what the encoder holds between chunks after 20 s equals what it holds
+    after 1 s (samples kept for the STFT, frames for conv2d, each layer's conv and SSM state)."""
+    from espnet_mamba.asr.streaming import StreamingEncoder
+
+    encoder = StreamingEncoder(model)
+    x = speech(20.0, seed=13)
+    sizes = []
+    for begin in range(0, x.numel(), 2560):
+        encoder(x[begin:begin + 2560])
+        sizes.append(encoder.state_numel())
+    first_second = sizes[: FS // 2560]
+    assert max(sizes) == max(first_second) and max(sizes) > 0
+    assert encoder.frames_out > 400 and len(set(sizes[10:])) <= 3   # a few buffer phases, no growth

@@ -318,3 +318,19 @@ def test_cli_decodes_espnet_contextual_block_models_with_espnet(tmp_path):
     got = (tmp_path / "out/1best_recog/token_int").read_text().split()[1:]
     assert got == [str(t) for t in want]
     assert (tmp_path / "out/streaming/latency").read_text().split()[4] == "10"   # 24000 samples
+
+
+def test_ctc_only_decoding_keeps_no_encoder_output(exp):
+    """ctc_weight 1.0 without exact rescoring: nothing grows with the stream but the committed
+    tokens; the beam's own prefixes stay short (the part every hypothesis shares is committed)."""
+    s2t = streaming(exp, ctc_weight=1.0, beam_size=4, exact_ctc_rescoring=False)
+    assert not s2t.keeps_encoder_output
+    x = speech(12.0, seed=14)
+    longest = 0
+    for begin in range(0, x.numel(), 2560):
+        s2t(x[begin:begin + 2560], is_final=False)
+        assert s2t.encoded == []
+        longest = max(longest, max(len(p) for p in s2t.search.beam))
+    total = len(s2t.search.committed) + max(len(p) for p in s2t.search.beam)
+    assert total > 3 * longest, (total, longest)
+    assert s2t(x[:0], is_final=True)                       # an empty final chunk ends the stream

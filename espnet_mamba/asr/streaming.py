@@ -292,6 +292,19 @@ class StreamingEncoder:
         self.frames_out = 0
         self.samples_in = 0
 
+    def state_numel(self) -> int:
+        """Values held between chunks (samples, feature frames, layer states): bounded by the
+        model's context, independent of how long the stream has run."""
+        held = [self.subsampling.buf]
+        if self.frontend is not None:
+            held.append(self.frontend.buf)
+        for state in self.layer_states:
+            if isinstance(state, MambaState):
+                held += [state.conv, state.ssm]
+            elif state is not None:          # ConMamba: (MambaState, conv history)
+                held += [state[0].conv, state[0].ssm, state[1]]
+        return sum(t.numel() for t in held if t is not None)
+
     @property
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
