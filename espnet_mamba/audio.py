@@ -78,8 +78,8 @@ def _describe_exception(exc: Exception) -> str:
     return msg
 
 
-def read_audio(path: Union[str, Path]):
-    """(samples float32 (n, channels), rate, info) straight from the file; AudioError if unusable."""
+def audio_info(path: Union[str, Path]):
+    """libsndfile's info of a file that exists, is not empty and has a readable header; else AudioError."""
     p = Path(path)
     if not p.exists():
         raise AudioError(path, "no such file")
@@ -98,8 +98,14 @@ def read_audio(path: Union[str, Path]):
             raise AudioError(path, f"MP3 is not supported by this libsndfile ({soundfile.__libsndfile_version__}, "
                                    f"built without MPEG); convert it, e.g. ffmpeg -i IN.mp3 OUT.flac") from None
         raise AudioError(path, f"not a readable audio file ({_describe_exception(exc)})") from None
+    return info
+
+
+def read_audio(path: Union[str, Path]):
+    """(samples float32 (n, channels), rate, info) straight from the file; AudioError if unusable."""
+    info = audio_info(path)
     try:
-        data, rate = soundfile.read(str(p), dtype="float32", always_2d=True)
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # noqa: BLE001
         raise AudioError(path, f"audio data cannot be decoded ({_describe_exception(exc)})") from None
     return data, rate, info
@@ -129,48 +135,62 @@ def wav_missing_bytes(path) -> int:
     return 0
 
 
-def check_samples(path, data: np.ndarray, rate: int, info=None) -> List[Note]:
-    """Errors (raised) and notes (returned) about samples as read, before conversion."""
-    notes: List[Note] = []
-    if data.shape[0] == 0:
-        raise AudioError(path, "no samples (the file holds a header but 0 samples of audio)")
-    if rate <= 0:
-        raise AudioError(path, f"invalid sample rate {rate}")
-    # statistics in blocks: temporaries stay small for an hour of audio
-    bad = at_full = 0
-    first_bad = None
-    peak = 0.0
-    for i in range(0, data.shape[0], CHECK_BLOCK):
-        block = data[i:i + CHECK_BLOCK]
+class _SampleStats:
+    """NaN/Inf count, peak and full-scale count, accumulated block by block."""
+
+    def __init__(self):
+        self.n = self.values = self.bad = self.at_full = 0
+        self.first_bad = None
+        self.peak = 0.0
+
+    def update(self, block: np.ndarray):
+        """block: (frames, channels) float32."""
         nonfinite = ~np.isfinite(block).all(axis=1)
         if nonfinite.any():
-            bad += int((~np.isfinite(block)).sum())
-            if first_bad is None:
-                first_bad = i + int(np.argmax(nonfinite))
-            continue
-        mag = np.abs(block)
-        peak = max(peak, float(mag.max()))
-        at_full += int((mag >= FULL_SCALE).sum())
-    if bad:
-        raise AudioError(path, f"{bad} NaN/Inf sample{'s' if bad > 1 else ''} "
-                               f"(first at {first_bad / rate:.3f} s)")
-    if info is not None and info.format == "WAV":
-        missing = wav_missing_bytes(path)
-        if missing:
-            notes.append(Note("truncated", f"{path}: truncated: the WAV header announces {missing} more bytes "
-                                           f"of audio than the file holds; transcribing the "
-                                           f"{data.shape[0] / rate:.2f} s that are there"))
-    if peak == 0.0:
-        notes.append(Note("silent", f"{path}: every sample is 0 (silence)"))
-    elif peak > 1.0 + 1e-6:
-        notes.append(Note("over_full_scale",
-                          f"{path}: float samples reach {peak:.3g}, beyond full scale [-1, 1]; "
-                          f"levels differ from what a model trained on integer audio heard"))
-    else:
-        if at_full and at_full >= CLIPPED_FRACTION * data.size:
-            notes.append(Note("clipped", f"{path}: clipped ({100 * at_full / data.size:.2g}% of samples at "
-                                         f"full scale); transcribed anyway, accuracy may suffer"))
-    return notes
+            self.bad += int((~np.isfinite(block)).sum())
+            if self.first_bad is None:
+                self.first_bad = self.n + int(np.argmax(nonfinite))
+        else:
+            mag = np.abs(block)
+            self.peak = max(self.peak, float(mag.max()))
+            self.at_full += int((mag >= FULL_SCALE).sum())
+        self.n += block.shape[0]
+        self.values += block.size
+
+    def finish(self, path, rate: int, info=None) -> List[Note]:
+        """Raise AudioError for unusable samples; notes about usable ones."""
+        notes: List[Note] = []
+        if self.n == 0:
+            raise AudioError(path, "no samples (the file holds a header but 0 samples of audio)")
+        if rate <= 0:
+            raise AudioError(path, f"invalid sample rate {rate}")
+        if self.bad:
+            raise AudioError(path, f"{self.bad} NaN/Inf sample{'s' if self.bad > 1 else ''} "
+                                   f"(first at {self.first_bad / rate:.3f} s)")
+        if info is not None and info.format == "WAV":
+            missing = wav_missing_bytes(path)
+            if missing:
+                notes.append(Note("truncated", f"{path}: truncated: the WAV header announces {missing} more "
+                                               f"bytes of audio than the file holds; transcribing the "
+                                               f"{self.n / rate:.2f} s that are there"))
+        if self.peak == 0.0:
+            notes.append(Note("silent", f"{path}: every sample is 0 (silence)"))
+        elif self.peak > 1.0 + 1e-6:
+            notes.append(Note("over_full_scale",
+                              f"{path}: float samples reach {self.peak:.3g}, beyond full scale [-1, 1]; "
+                              f"levels differ from what a model trained on integer audio heard"))
+        elif self.at_full and self.at_full >= CLIPPED_FRACTION * self.values:
+            notes.append(Note("clipped", f"{path}: clipped ({100 * self.at_full / self.values:.2g}% of samples "
+                                         f"at full scale); transcribed anyway, accuracy may suffer"))
+        return notes
+
+
+def check_samples(path, data: np.ndarray, rate: int, info=None) -> List[Note]:
+    """Errors (raised) and notes (returned) about samples (frames, channels) as read."""
+    stats = _SampleStats()
+    for i in range(0, data.shape[0], CHECK_BLOCK):
+        stats.update(data[i:i + CHECK_BLOCK])
+    return stats.finish(path, rate, info)
 
 
 def resample(samples: np.ndarray, fs_in: int, fs_out: int) -> np.ndarray:
@@ -184,43 +204,45 @@ def resample(samples: np.ndarray, fs_in: int, fs_out: int) -> np.ndarray:
                       fs_in, fs_out).numpy()
 
 
-def to_model_format(path, data: np.ndarray, rate: int, fs: Optional[int],
-                    channels: Optional[int] = None) -> (np.ndarray, List[Note]):
-    """Downmix (n, ch) to mono and resample to ``fs``; notes say what was done.
-
-    ``channels``: when given, a file with another channel count is an error
-    (the recipe's check) instead of being downmixed.
-    """
-    notes: List[Note] = []
-    nch = data.shape[1]
-    if channels is not None and nch != channels:
-        raise AudioError(path, f"{nch} channels, expected {channels}")
-    if nch > 1:
-        mono = data.mean(axis=1, dtype=np.float32)
-        notes.append(Note("downmixed", f"{nch}-channel audio is downmixed to mono (mean of the channels)",
-                          key=("downmixed", nch)))
-    else:
-        mono = data[:, 0]
-    if fs is not None and rate != fs:
-        mono = resample(mono, rate, fs)
-        notes.append(Note("resampled", f"{rate} Hz audio is resampled to the model's {fs} Hz",
-                          key=("resampled", rate, fs)))
-        if rate < fs:
-            notes.append(Note("narrowband", f"{rate} Hz audio has nothing above {rate // 2} Hz; a model "
-                                            f"trained on {fs} Hz speech may be less accurate on it",
-                              key=("narrowband", rate, fs)))
-        if mono.size == 0:
-            raise AudioError(path, f"too short to resample ({data.shape[0]} samples at {rate} Hz)")
-    return np.ascontiguousarray(mono, dtype=np.float32), notes
-
-
 def load_audio(path: Union[str, Path], fs: Optional[int] = None, channels: Optional[int] = None) -> Audio:
     """Read, check and convert one file. Raises AudioError (one line) for an unusable file.
 
     fs: the rate to return (None: the file's own). channels: require this many
-    channels instead of downmixing (None: downmix any count).
+    channels instead of downmixing (None: downmix any count). The file is read
+    in blocks, each checked and downmixed as it comes, so the only full-length
+    arrays are the mono samples (and their resampled copy).
     """
-    data, rate, info = read_audio(path)
-    notes = check_samples(path, data, rate, info)
-    mono, conv = to_model_format(path, data, rate, fs, channels)
-    return Audio(str(path), mono, fs or rate, rate, data.shape[1], info.subtype, notes + conv)
+    info = audio_info(path)
+    nch, rate = info.channels, info.samplerate
+    if channels is not None and nch != channels:
+        raise AudioError(path, f"{nch} channels, expected {channels}")
+    stats = _SampleStats()
+    mono = np.empty(max(int(info.frames), 0), dtype=np.float32)
+    pos = 0
+    try:
+        with soundfile.SoundFile(str(path)) as f:
+            for block in f.blocks(blocksize=CHECK_BLOCK, dtype="float32", always_2d=True):
+                stats.update(block)
+                if pos + len(block) > len(mono):  # the header under-counted (some compressed formats)
+                    mono = np.concatenate([mono[:pos], np.empty(max(len(mono), len(block)), np.float32)])
+                mono[pos:pos + len(block)] = block[:, 0] if nch == 1 else block.mean(axis=1, dtype=np.float32)
+                pos += len(block)
+    except Exception as exc:  # noqa: BLE001 - libsndfile raises several types
+        raise AudioError(path, f"audio data cannot be decoded ({_describe_exception(exc)})") from None
+    mono = mono[:pos]
+    notes = stats.finish(path, rate, info)
+    conv: List[Note] = []
+    if nch > 1:
+        conv.append(Note("downmixed", f"{nch}-channel audio is downmixed to mono (mean of the channels)",
+                         key=("downmixed", nch)))
+    if fs is not None and rate != fs:
+        mono = resample(mono, rate, fs)
+        conv.append(Note("resampled", f"{rate} Hz audio is resampled to the model's {fs} Hz",
+                         key=("resampled", rate, fs)))
+        if rate < fs:
+            conv.append(Note("narrowband", f"{rate} Hz audio has nothing above {rate // 2} Hz; a model "
+                                           f"trained on {fs} Hz speech may be less accurate on it",
+                             key=("narrowband", rate, fs)))
+        if mono.size == 0:
+            raise AudioError(path, f"too short to resample ({pos} samples at {rate} Hz)")
+    return Audio(str(path), np.ascontiguousarray(mono), fs or rate, rate, nch, info.subtype, notes + conv)

@@ -431,3 +431,18 @@ def test_sample_checks_in_blocks_agree_with_whole_array(monkeypatch):
     x[31_000, 0] = -np.inf
     with pytest.raises(audio.AudioError, match=r"2 NaN/Inf samples \(first at 1.562 s\)"):
         audio.check_samples("x.wav", x, FS)
+
+
+def test_file_read_in_blocks_equals_the_whole_file(tmp_path, monkeypatch):
+    import espnet_mamba.audio as audio
+
+    rng = np.random.default_rng(0)
+    x = (0.2 * rng.standard_normal((10_007, 3))).astype(np.float32)
+    f = tmp_path / "three.flac"
+    soundfile.write(f, x, FS, subtype="PCM_24")
+    whole, _ = soundfile.read(f, dtype="float32")
+    monkeypatch.setattr(audio, "CHECK_BLOCK", 1000)
+    a = audio.load_audio(f)
+    assert a.channels == 3 and a.samples.shape == (10_007,)
+    np.testing.assert_allclose(a.samples, whole.mean(axis=1), atol=1e-7)
+    assert [n.kind for n in a.notes] == ["downmixed"]
