@@ -115,9 +115,17 @@ def test_exp_dir_of_a_recipe_works_from_any_directory(tmp_path, monkeypatch):
     soundfile.write(elsewhere / "a.wav", tones(1.0), FS)
     in_recipe = Transcriber(exp, device="cpu", beam_size=2, report=lambda *a: None).transcribe_file(
         elsewhere / "a.wav")
+    # packed in the recipe directory as stage 14 does (statistics as an option), used elsewhere
+    from espnet2.main_funcs.pack_funcs import pack
+
+    pack(files={"asr_model_file": "exp/asr_x/valid.acc.ave.pth"},
+         yaml_files={"asr_train_config": "exp/asr_x/config.yaml"}, outpath="exp/asr_x/asr_model.zip",
+         option=["exp/asr_stats/feats_stats.npz"])
     monkeypatch.chdir(elsewhere)
     t = Transcriber(exp, device="cpu", beam_size=2, report=lambda *a: None)
     assert t.transcribe_file("a.wav").text == in_recipe.text
+    packed = Transcriber(recipe / "exp/asr_x/asr_model.zip", device="cpu", beam_size=2, report=lambda *a: None)
+    assert packed.transcribe_file("a.wav").text == in_recipe.text
 
 
 def test_model_errors_are_one_line(tmp_path):
