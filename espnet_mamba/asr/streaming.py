@@ -91,10 +91,6 @@ class _FrontendStream:
         self.next_frame = 0
         self.left_done = self.pad == 0
 
-    def min_samples(self) -> int:
-        """The fewest samples a whole utterance may have (torch.stft's reflect padding)."""
-        return self.pad + 1 if self.pad else self.n_fft
-
     def __call__(self, chunk: torch.Tensor, is_final: bool) -> torch.Tensor:
         """chunk (samples,) -> log-mel frames (1, frames, n_mels) completed by it."""
         self.buf = chunk if self.buf is None else torch.cat([self.buf, chunk])
@@ -434,6 +430,9 @@ class Speech2TextStreaming:
             raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
         asr_model, asr_train_args = ASRTask.build_model_from_file(asr_train_config, asr_model_file, device)
         asr_model.to(dtype=getattr(torch, dtype)).eval()
+        if getattr(asr_model, "ctc", None) is None:
+            raise NotStreamableError("streaming decoding runs a CTC prefix search: the model has no CTC "
+                                     "branch (trained with model_conf ctc_weight: 0.0)")
         self.encoder = StreamingEncoder(asr_model)
         self.lm = None
         if lm_train_config is not None:
