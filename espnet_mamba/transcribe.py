@@ -223,6 +223,10 @@ class Transcriber:
                  window_s: float = 30.0, window_overlap_s: float = 5.0, reencode: bool = True,
                  progress: bool = False, report: Callable[[str, str], None] = _default_report,
                  fs: Optional[int] = None, **decode_options):
+        if max_segment_s <= 0 or pause_s <= 0:
+            raise ValueError(f"max_segment_s ({max_segment_s}) and pause_s ({pause_s}) must be positive")
+        if not 0 <= window_overlap_s < max(window_s, max_segment_s):
+            raise ValueError(f"window_overlap_s ({window_overlap_s}) must be in [0, window_s ({window_s}))")
         import espnet_mamba  # noqa: F401 - registers our classes before ESPnet rebuilds the model
         from espnet2.bin.asr_inference import Speech2Text
 
@@ -609,7 +613,7 @@ def _main(a, out) -> int:
                         pause_s=a.pause_s, window_s=a.window_s, window_overlap_s=a.window_overlap_s,
                         reencode=not a.no_reencode, progress=not a.no_progress and sys.stderr.isatty(),
                         report=report, fs=a.fs, **options)
-    except ModelError as exc:
+    except (ModelError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     results = t(a.inputs)

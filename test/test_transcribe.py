@@ -373,6 +373,8 @@ def test_main_in_process(exp, tmp_path, capsys):
     assert all(line.startswith("good 1 ") for line in out.out.splitlines())
     assert main(args + [str(tmp_path / "good.wav")]) == 0
     assert main(["--model", str(tmp_path / "none"), str(tmp_path / "good.wav")]) == 2
+    assert main(args + ["--window_s", "30", "--window_overlap_s", "30", str(tmp_path / "good.wav")]) == 2
+    assert "window_overlap_s (30.0) must be in [0, window_s (30.0))" in capsys.readouterr().err
 
 
 @pytest.mark.slow
