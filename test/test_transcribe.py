@@ -88,6 +88,26 @@ def test_int16_file_equals_speech2text_on_its_samples(transcriber, s2t, tmp_path
     assert transcriber.transcribe_file(f).text == reference_text(s2t, samples)
 
 
+def test_other_models_too(tmp_path):
+    """Any ESPnet ASR model: ConMamba encoder + ESPnet's Transformer decoder, long-form included."""
+    import espnet_mamba  # noqa: F401
+    from espnet2.bin.asr_inference import Speech2Text
+    from espnet_mamba.transcribe import Transcriber
+
+    exp = build_random_model(tmp_path / "exp", config=ROOT / "test/configs/conmamba_transformer.yaml",
+                             blank_bias=2.0)
+    s2t = Speech2Text(str(exp / "config.yaml"), str(exp / "valid.acc.ave.pth"), device="cpu", beam_size=2,
+                      ctc_weight=0.3, lm_weight=0.0, nbest=1)
+    t = Transcriber(exp, device="cpu", beam_size=2, ctc_weight=0.3, max_segment_s=1.0,
+                    report=lambda *a: None)
+    x = tones(0.9, seed=13)
+    soundfile.write(tmp_path / "a.wav", x, FS, subtype="FLOAT")
+    assert t.transcribe_file(tmp_path / "a.wav").text == reference_text(s2t, x)
+    y = np.concatenate([tones(0.9, seed=i) for i in range(3)])
+    r = t.transcribe_samples(y, "long")
+    assert r.ok and all(s.end - s.start <= 1.0 + 0.05 for s in r.segments)
+
+
 def test_packed_model_gives_the_same_text_as_the_exp_dir(exp, transcriber, tmp_path):
     from espnet_mamba.transcribe import Transcriber
 
