@@ -66,7 +66,9 @@ def _forward_backward(fn, inputs):
 
 
 def run(lengths=(500, 2000, 8000), batch=4, d_inner=512, d_state=16, device="cpu",
-        repeats=3, chunk=None, backward=True):
+        repeats=3, chunk=None, backward_max_T=2000):
+    """backward_max_T: forward+backward columns up to this length (the sequential loop's
+    autograd graph at T=8000 holds ~8 GB and takes many minutes); 0 turns them off."""
     device = torch.device(device)
     compiled = "cuda" if device.type == "cuda" else "cpu"
     have_compiled = (_backend.selective_scan_kernel()[0] is not None if compiled == "cuda"
@@ -99,7 +101,7 @@ def run(lengths=(500, 2000, 8000), batch=4, d_inner=512, d_state=16, device="cpu
         row["GFLOP/s"] = flops / row.get(f"{compiled}_s", row["torch_s"]) / 1e9
         row["peak_GFLOP/s"] = peak
         row["pct_of_peak"] = 100 * row["GFLOP/s"] / peak
-        if backward:
+        if length <= backward_max_T:
             inputs = (u, delta, A, B, C)
             row["train_torch_s"] = median_seconds(lambda: _forward_backward(scan("torch"), inputs),
                                                   device, repeats)
@@ -124,12 +126,13 @@ def main(argv=None):
     p.add_argument("--d_state", type=int, default=16)
     p.add_argument("--chunk", type=int, default=None, help="each path's default when not given")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--no_backward", action="store_true", help="forward only")
+    p.add_argument("--backward_max_T", type=int, default=2000,
+                   help="forward+backward columns for lengths up to this (0: forward only)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     a = p.parse_args(argv)
     rows = run(a.lengths, a.batch, a.d_inner, a.d_state, a.device, a.repeats, a.chunk,
-               not a.no_backward)
+               a.backward_max_T)
     if a.json:
         print(json.dumps(rows, indent=2))
         return

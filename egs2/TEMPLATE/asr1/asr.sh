@@ -10,6 +10,11 @@
 #
 # Every stage can be rerun on its own (--stage N --stop-stage N); a stage whose
 # outputs are complete (a .done marker written last) is skipped.
+
+# The whole script is one { ... } block ending in `exit`: bash parses it completely
+# before running any of it, so editing or updating this file while a long training
+# runs cannot change or break that run (bash otherwise reads a script as it goes).
+{
 set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*"; }
@@ -344,3 +349,5 @@ if [ "${stage}" -le 14 ] && [ "${stop_stage}" -ge 14 ] && [ "${skip_packing}" = 
 fi
 
 log "Successfully finished stages ${stage}-${stop_stage}"
+exit
+}
