@@ -38,27 +38,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from espnet_mamba.benchmark.timing import median_seconds, sync  # noqa: E402
+
 DEMO_CONFIG = ROOT / "egs2/synth_commands/asr1/conf/train_asr_mamba.yaml"
 TOKENS = ["<blank>", "<unk>", "<space>", "a", "b", "c", "<sos/eos>"]
 TONES_HZ = {"a": 440.0, "b": 660.0, "c": 990.0}
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def median_time(fn, device, repeats=5, warmup=2):
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """The benchmarks' timer, with more repeats: GPU timings are short and noisy."""
+    return median_seconds(fn, device, repeats=repeats, warmup=warmup)
 
 
 # ---- 1. device ----
