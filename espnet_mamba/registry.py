@@ -3,9 +3,10 @@
 ESPnet has no plugin mechanism: ``ClassChoices.get_class`` only knows names in
 its ``classes`` dict. ``register()`` adds ours; it must run before the
 argument parser is built (training) and before any model is rebuilt from a
-config (inference, Speech2Text). ``import espnet_mamba`` arranges that lazily.
+config (inference, Speech2Text). ``import espnet_mamba`` arranges that (see
+``espnet_mamba/__init__.py``); nothing else calls it.
 
-    encoder: mamba | conmamba      decoder: mamba      model: espnet_mamba      frontend: vtlp
+    encoder: mamba | conmamba      decoder: mamba      model: espnet_mamba
 """
 
 _registered = False
@@ -14,19 +15,17 @@ _registered = False
 def choices():
     from espnet_mamba.asr.decoder import MambaDecoder
     from espnet_mamba.asr.encoder import ConMambaEncoder, MambaEncoder
-    from espnet_mamba.asr.frontend import VtlpFrontend
     from espnet_mamba.asr.model import MambaASRModel
 
     return {
         "encoder_choices": {"mamba": MambaEncoder, "conmamba": ConMambaEncoder},
         "decoder_choices": {"mamba": MambaDecoder},
         "model_choices": {"espnet_mamba": MambaASRModel},
-        "frontend_choices": {"vtlp": VtlpFrontend},
     }
 
 
 def register() -> None:
-    """Add our encoders, decoder, model and front end to espnet2.tasks.asr. Idempotent."""
+    """Add our encoders, decoder and model to espnet2.tasks.asr. Idempotent."""
     global _registered
     if _registered:
         return

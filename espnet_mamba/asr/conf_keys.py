@@ -9,15 +9,12 @@ def _named_parameters(init) -> list:
     return [n for n, p in params.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
-def checked_conf(section: str, passes_rest_to=None):
-    """Class decorator: ``section`` is the YAML key, e.g. "encoder_conf". ``passes_rest_to``: the
-    class whose constructor receives the ``**kwargs`` (its keys are valid too)."""
+def checked_conf(section: str):
+    """Class decorator: ``section`` is the YAML key, e.g. "encoder_conf"."""
 
     def wrap(cls):
         init = cls.__init__
         valid = _named_parameters(init)
-        if passes_rest_to is not None:
-            valid += [n for n in _named_parameters(passes_rest_to.__init__) if n not in valid]
 
         @functools.wraps(init)
         def __init__(self, *args, **kwargs):
