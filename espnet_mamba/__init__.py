@@ -2,9 +2,16 @@
 
 ``import espnet_mamba`` makes ``encoder: mamba``, ``encoder: conmamba``,
 ``decoder: mamba`` and ``model: espnet_mamba`` available to ESPnet's ASR task.
-Importing ESPnet's ASR task costs seconds, so if it is not imported yet we
-register the moment it is (a one-shot import hook), instead of importing it
-here for users who only want ``espnet_mamba.ops``.
+This is the one registration path: the entry points in ``espnet_mamba.bin``
+get it by living in this package (``python -m`` imports the package first, in
+worker processes too), user code by importing the package.
+
+ESPnet's choices are dicts filled when ``espnet2.tasks.asr`` executes; we must
+add to them after that and before a parser or model is built. Importing that
+module here would cost seconds (and torchaudio) for users of ``espnet_mamba.ops``
+alone, so if it is not imported yet we register the moment it is (a one-shot
+import hook); if it is, we register now. Either way ``registry.register()``
+does the work.
 """
 
 import importlib.abc

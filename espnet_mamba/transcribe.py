@@ -227,7 +227,6 @@ class Transcriber:
             raise ValueError(f"max_segment_s ({max_segment_s}) and pause_s ({pause_s}) must be positive")
         if not 0 <= window_overlap_s < max(window_s, max_segment_s):
             raise ValueError(f"window_overlap_s ({window_overlap_s}) must be in [0, window_s ({window_s}))")
-        import espnet_mamba  # noqa: F401 - registers our classes before ESPnet rebuilds the model
         from espnet2.bin.asr_inference import Speech2Text
 
         if isinstance(model, Speech2Text):

@@ -417,7 +417,6 @@ class Speech2TextStreaming:
                  normalize_length: bool = False, disable_repetition_detection: bool = False,
                  decoder_text_length_limit: int = 0, encoded_feat_length_limit: int = 0,
                  token_beam: Optional[int] = None, exact_ctc_rescoring: bool = True):
-        import espnet_mamba  # noqa: F401  (registers the models before ESPnet rebuilds one)
         from espnet2.tasks.asr import ASRTask
         from espnet2.text.build_tokenizer import build_tokenizer
         from espnet2.text.token_id_converter import TokenIDConverter

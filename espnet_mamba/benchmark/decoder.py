@@ -32,7 +32,6 @@ DECODERS = {
 def build(name: str, vocab: int = VOCAB, encoder_dim: int = ENCODER_DIM, scale: float = 1.0):
     import importlib
 
-    import espnet_mamba  # noqa: F401
 
     path, conf = DECODERS[name]
     conf = dict(conf)

@@ -39,7 +39,6 @@ def build(name: str, scale: float = 1.0):
     """scale < 1 shrinks width and depth (tests); the benchmark uses 1.0."""
     import importlib
 
-    import espnet_mamba  # noqa: F401
 
     path, conf = ENCODERS[name]
     module, cls = path.split(":")

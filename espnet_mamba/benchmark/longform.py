@@ -64,7 +64,6 @@ def build_model(name: str, workdir: Path, scale: float = 1.0):
     """A Speech2Text of a random whole ASR model (encoder from ``benchmark encoder``'s table)."""
     import yaml
 
-    import espnet_mamba  # noqa: F401
     from espnet2.bin.asr_inference import Speech2Text
     from espnet2.tasks.asr import ASRTask
     from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump

@@ -52,7 +52,6 @@ def build_model(workdir: Path, config: dict) -> Path:
     """config.yaml + model.pth of a random model built by ESPnet's ASRTask from ``config``."""
     import yaml
 
-    import espnet_mamba  # noqa: F401
     from espnet2.tasks.asr import ASRTask
     from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
 

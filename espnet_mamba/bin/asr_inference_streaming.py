@@ -26,10 +26,6 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from espnet_mamba import registry
-
-registry.register()
-
 
 def get_parser():
     from espnet2.bin.asr_inference_streaming import get_parser as espnet_parser

@@ -1,18 +1,10 @@
-"""python -m espnet_mamba.bin.asr_train: ESPnet's espnet2.bin.asr_train with our models registered.
+"""python -m espnet_mamba.bin.asr_train: ESPnet's espnet2.bin.asr_train, exactly its arguments.
 
-Takes exactly ESPnet's arguments (see --help).
+Being inside ``espnet_mamba`` is what registers our models: the package import
+runs first (also in worker processes, which re-import this module).
 """
 
-from espnet_mamba import registry
-
-registry.register()  # at import: also covers worker processes that re-import this module
-
-from espnet2.bin.asr_train import main as espnet_main  # noqa: E402
-
-
-def main(cmd=None):
-    espnet_main(cmd)
-
+from espnet2.bin.asr_train import main
 
 if __name__ == "__main__":
     main()
