@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from espnet_mamba.recipe import fsdd
+from espnet_mamba.recipe.corpora import fsdd
 from espnet_mamba.recipe.data_dir import read_table, validate
 
 SPEAKERS = ["ann", "bob", "cat", "dan", "eve"]
@@ -186,34 +186,6 @@ def test_word_token_list(tmp_path):
     # ESPnet's order: <blank>, <unk>, words by frequency ("one" twice), <sos/eos>
     assert listed[:3] == ["<blank>", "<unk>", "one"] and listed[-1] == "<sos/eos>"
     assert sorted(listed[3:-1]) == ["five", "four", "three"]
-
-
-def test_random_channel_tilts_and_high_passes_by_the_drawn_amounts():
-    class Draws:  # stands in for the augmentation generator: tilt +6 dB at 4 kHz, high-pass corner 250 Hz
-        def __init__(self):
-            self.values = [6.0, 250.0]
-
-        def uniform(self, lo, hi):
-            value = self.values.pop(0)
-            assert lo <= value <= hi
-            return value
-
-    t = np.arange(16000) / 16000  # 1 s: every tone below lies on an FFT bin
-    freqs = (100.0, 1000.0, 3000.0)
-    audio = sum(np.sin(2 * np.pi * f * t) for f in freqs).astype(np.float32)
-    out = fsdd.random_channel(audio, Draws())
-
-    def amplitude(x, f):
-        return 2 * abs(np.dot(x, np.exp(-2j * np.pi * f * t))) / t.size
-
-    def expected_gain(f):  # tilt linear in dB up to 4 kHz, times a 2nd-order Butterworth high-pass magnitude
-        return 10 ** (6.0 * f / 4000 / 20) / np.sqrt(1 + (250.0 / f) ** 4)
-
-    ratios = [amplitude(out, f) / amplitude(audio, f) for f in freqs]
-    expected = [expected_gain(f) for f in freqs]
-    scale = ratios[1] / expected[1]  # the level is restored afterwards: compare shapes, then the level
-    assert np.allclose(ratios, [scale * g for g in expected], rtol=1e-3)
-    assert np.isclose(np.mean(out ** 2), np.mean(audio ** 2), rtol=1e-4)
 
 
 def test_clip_onset_drops_only_a_bounded_start_of_some_recordings():

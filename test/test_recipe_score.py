@@ -3,6 +3,7 @@ import json
 import pytest
 
 from espnet_mamba.recipe import score
+from espnet_mamba.recipe.data_dir import DataError, read_table
 
 
 def write(path, lines):
@@ -35,10 +36,11 @@ def test_missing_hypothesis_is_an_error(tmp_path):
 def test_empty_hypothesis_line_counts_as_deletions(tmp_path):
     ref = write(tmp_path / "ref", ["u1 a b c"])
     hyp = write(tmp_path / "hyp", ["u1"])
-    totals, _ = score.score(score.read_kaldi_text(ref), score.read_kaldi_text(hyp), score.word_units)
+    totals, _ = score.score(read_table(ref, allow_empty_value=True), read_table(hyp, allow_empty_value=True),
+                            score.word_units)
     assert totals["dele"] == 3 and totals["cor"] == 0
 
 
 def test_missing_file_names_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope: no such transcript file"):
-        score.read_kaldi_text(tmp_path / "nope")
+    with pytest.raises(DataError, match="nope: no such file"):
+        score.main(["--ref", str(tmp_path / "nope"), "--hyp", str(tmp_path / "nope"), "--out_dir", str(tmp_path)])

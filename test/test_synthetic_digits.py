@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from espnet_mamba.recipe import fsdd, synthetic_digits
+from espnet_mamba.recipe.corpora import fsdd, synthetic_digits
 from espnet_mamba.recipe.data_dir import read_table, validate
 from test_fsdd_data import WORD_OF, corpus, dominant_digit, segments  # noqa: F401 - corpus is a fixture
 

@@ -33,6 +33,7 @@ import numpy as np
 import soundfile
 
 from espnet_mamba.audio import AudioError, read_audio, resample
+from espnet_mamba.recipe.cli import run_reporting
 
 REQUIRED = ("wav.scp", "text", "utt2spk")
 
@@ -42,6 +43,10 @@ class DataError(Exception):
 
 
 def read_table(path: Path, allow_empty_value=False) -> Dict[str, str]:
+    """A Kaldi table ('key value' lines; a text file with ``allow_empty_value``) -> {key: value}."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
     out = {}
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -121,14 +126,6 @@ def speed_perturb(src: Path, dst: Path, factors: List[float]):
 
 
 # ---- format ----------------------------------------------------------------------------
-
-def _resample(audio: np.ndarray, fs_in: int, fs_out: int) -> np.ndarray:
-    """torchaudio's resampling in the array's own dtype (used by the corpus builders)."""
-    import torch
-    import torchaudio.functional as F
-
-    return F.resample(torch.from_numpy(audio), fs_in, fs_out).numpy()
-
 
 def _read_entry(entry: str) -> Tuple[np.ndarray, int, Optional[str]]:
     """(samples (n, channels) float32, rate, libsndfile subtype) of a wav.scp entry; AudioError if unusable."""
@@ -327,7 +324,8 @@ def main(argv: Optional[List[str]] = None):
     fl.add_argument("--min_wav_duration", type=float, default=0.1)
     fl.add_argument("--max_wav_duration", type=float, default=20.0)
     a = p.parse_args(argv)
-    try:
+
+    def action():
         if a.cmd == "validate":
             t = validate(a.dir)
             print(json.dumps({"dir": str(a.dir), "utterances": len(t["text"])}))
@@ -340,10 +338,8 @@ def main(argv: Optional[List[str]] = None):
             removed = filter_dir(a.src, a.dst, a.fs, a.min_wav_duration, a.max_wav_duration)
             print(f"filter: kept {len(read_table(a.dst / 'wav.scp'))}, removed {len(removed)} "
                   f"(reasons in {a.dst / 'removed_utts'})")
-    except DataError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 1
-    return 0
+
+    return run_reporting(action, (DataError,))
 
 
 if __name__ == "__main__":

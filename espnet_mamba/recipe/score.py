@@ -18,20 +18,7 @@ from typing import Callable, Dict, List
 
 import jiwer
 
-
-def read_kaldi_text(path: Path) -> Dict[str, str]:
-    """'utt-id words ...' lines -> {utt: text}; a missing transcript is an empty string."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no such transcript file")
-    out = {}
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split(maxsplit=1)
-        if parts[0] in out:
-            raise ValueError(f"{path}:{n}: utterance {parts[0]!r} appears twice")
-        out[parts[0]] = parts[1].strip() if len(parts) > 1 else ""
-    return out
+from espnet_mamba.recipe.data_dir import read_table
 
 
 def word_units(text: str) -> List[str]:
@@ -136,7 +123,7 @@ def main(argv=None):
     p.add_argument("--token_type", default="char", choices=["bpe", "char", "word"])
     p.add_argument("--bpemodel", default=None)
     a = p.parse_args(argv)
-    refs, hyps = read_kaldi_text(Path(a.ref)), read_kaldi_text(Path(a.hyp))
+    refs, hyps = (read_table(Path(f), allow_empty_value=True) for f in (a.ref, a.hyp))
     out_dir = Path(a.out_dir)
     name = a.name or out_dir.name
     metrics = {"wer": word_units, "cer": char_units, "ter": make_token_units(a.token_type, a.bpemodel)}

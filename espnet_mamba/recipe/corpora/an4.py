@@ -29,6 +29,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 import soundfile
 
+from espnet_mamba.recipe.cli import run_reporting
 from espnet_mamba.recipe.corpora.download import CorpusError, digest, download_file, extract_once
 from espnet_mamba.recipe.data_dir import write_spk2utt, write_table
 
@@ -194,15 +195,9 @@ def main(argv=None):
     pr.add_argument("--verify_audio", choices=("true", "false"), default="true",
                     help="decode every SPHERE file and check it against its header (a few seconds)")
     a = p.parse_args(argv)
-    try:
-        if a.cmd == "download":
-            download(a.dest, a.url, a.sha256)
-        else:
-            prepare(a.an4_root, a.data_dir, a.n_dev, a.verify_audio == "true", a.max_words)
-    except CorpusError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    actions = {"download": lambda: download(a.dest, a.url, a.sha256),
+               "prepare": lambda: prepare(a.an4_root, a.data_dir, a.n_dev, a.verify_audio == "true", a.max_words)}
+    return run_reporting(actions[a.cmd], (CorpusError,))
 
 
 if __name__ == "__main__":

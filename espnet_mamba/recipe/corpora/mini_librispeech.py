@@ -4,7 +4,7 @@
         --speakers_txt LibriSpeech/SPEAKERS.TXT --data_dir data [--n_test_per_sex 2] [--n_dev_per_sex 1]
 
 The part itself is prepared by the LibriSpeech recipe's own code (``espnet_mamba.recipe.
-librispeech prepare``, FLAC + .trans.txt); this only divides its speakers, by a fixed rule
+corpora.librispeech prepare``, FLAC + .trans.txt); this only divides its speakers, by a fixed rule
 made before any model was trained: within each sex (SPEAKERS.TXT), speakers by numeric ID,
 highest first; the first ``n_test_per_sex`` go to test, the next ``n_dev_per_sex`` to dev,
 the rest to train. So test and dev hold as many women as men and no speaker is in two
@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List
 
+from espnet_mamba.recipe.cli import run_reporting
 from espnet_mamba.recipe.corpora.download import CorpusError
 from espnet_mamba.recipe.data_dir import read_table, write_spk2utt, write_table
 
@@ -88,12 +89,8 @@ def main(argv=None):
     s.add_argument("--n_test_per_sex", type=int, default=2)
     s.add_argument("--n_dev_per_sex", type=int, default=1)
     a = p.parse_args(argv)
-    try:
-        split(a.src, a.speakers_txt, a.data_dir, a.n_test_per_sex, a.n_dev_per_sex)
-    except CorpusError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_reporting(lambda: split(a.src, a.speakers_txt, a.data_dir, a.n_test_per_sex, a.n_dev_per_sex),
+                         (CorpusError,))
 
 
 if __name__ == "__main__":

@@ -1,26 +1,16 @@
 #!/usr/bin/env bash
 # Stage 1: connected-digit utterances from the Free Spoken Digit Dataset (FSDD).
-#   local/data.sh [--fsdd_dir DIR] [--n_train N] [--n_dev N] [--n_test N] [--seed S]
-#                 [--train_speakers a,b,c] [--test_speakers d,e] [--augment true|false]
-#                 [--speed_factors 0.9,0.95,1.0,1.05,1.1] [--channel_eq true|false]
-#                 [--onset_clip_ms N] [--n_synthetic N]
+#   local/data.sh [--fsdd_dir DIR] [options of espnet_mamba.recipe.corpora.fsdd]
+# e.g. --n_train N --n_dev N --n_test N --seed S --train_speakers a,b,c --test_speakers d,e
+# --augment true|false --speed_factors f1,f2,... --onset_clip_ms N --n_synthetic N; their
+# defaults are the module's (python -m espnet_mamba.recipe.corpora.fsdd --help), kept in one place.
 # Writes data/train, data/dev (train speakers) and data/test_<speaker> per held-out speaker.
 set -euo pipefail
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (local/data.sh) $*"; }
 
 fsdd_dir=""               # default: ../shared/data/fsdd beside the project root
-n_train=1300
-n_dev=150
-n_test=150
-seed=0
-train_speakers=jackson,nicolas,yweweler   # comma-separated
-test_speakers=george,lucas
-augment=true
-speed_factors=0.9,0.95,1.0,1.05,1.1       # training speed perturbation, one factor drawn per utterance
-channel_eq=false         # training only: random spectral tilt (+-10 dB at 4 kHz) and high-pass (20-300 Hz)
-onset_clip_ms=0          # training only: half of the digits lose a random 0..N ms of their start (0: off)
-n_synthetic=0            # training only: N more utterances spoken by espeak-ng voices (0: off)
-help_message="Usage: $0 [--fsdd_dir DIR] [--n_train N] [--n_dev N] [--n_test N] [--seed S] [--train_speakers a,b,c] [--test_speakers d,e] [--augment true|false] [--speed_factors f1,f2,...] [--channel_eq true|false] [--onset_clip_ms N] [--n_synthetic N]"
+help_message="Usage: $0 [--fsdd_dir DIR] [options of python -m espnet_mamba.recipe.corpora.fsdd]"
+pass_unknown_options=true
 . ./utils/parse_options.sh
 . ./path.sh
 
@@ -34,8 +24,5 @@ if [ -z "${fsdd_dir}" ]; then
     exit 1
   fi
 fi
-log "building connected-digit utterances from ${fsdd_dir} (train/dev: ${train_speakers}; test: ${test_speakers})"
-python3 -m espnet_mamba.recipe.fsdd --fsdd_dir "${fsdd_dir}" --out data --n_train "${n_train}" --n_dev "${n_dev}" \
-  --n_test "${n_test}" --seed "${seed}" --train_speakers "${train_speakers}" --test_speakers "${test_speakers}" \
-  --augment "${augment}" --speed_factors "${speed_factors}" \
-  --channel_eq "${channel_eq}" --onset_clip_ms "${onset_clip_ms}" --n_synthetic "${n_synthetic}"
+log "building connected-digit utterances from ${fsdd_dir} ${unknown_options[*]}"
+python3 -m espnet_mamba.recipe.corpora.fsdd --fsdd_dir "${fsdd_dir}" --out data "${unknown_options[@]}"

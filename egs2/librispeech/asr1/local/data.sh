@@ -19,20 +19,20 @@ help_message="Usage: $0 [--librispeech_dir DIR] [--download_dir DIR] [--parts 'P
 if [ -z "${librispeech_dir}" ]; then
   log "downloading ${parts} from ${base_url} into ${download_dir}"
   # shellcheck disable=SC2086
-  python3 -m espnet_mamba.recipe.librispeech download --parts ${parts} --dest "${download_dir}" --base_url "${base_url}"
+  python3 -m espnet_mamba.recipe.corpora.librispeech download --parts ${parts} --dest "${download_dir}" --base_url "${base_url}"
   librispeech_dir=${download_dir}/LibriSpeech
 fi
 log "making Kaldi data dirs from ${librispeech_dir}"
 # shellcheck disable=SC2086
-python3 -m espnet_mamba.recipe.librispeech prepare --corpus "${librispeech_dir}" --parts ${parts} --data_dir data
+python3 -m espnet_mamba.recipe.corpora.librispeech prepare --corpus "${librispeech_dir}" --parts ${parts} --data_dir data
 # the training set (several parts for 960 h) and one validation set made of both dev halves
 srcs=""
 for p in ${train_parts}; do [ -d "data/${p}" ] && srcs+=" data/${p}"; done
 if [ -n "${srcs}" ] && [ "${train_set}" != "${train_parts}" ]; then
   # shellcheck disable=SC2086
-  python3 -m espnet_mamba.recipe.librispeech combine "data/${train_set}" ${srcs}
+  python3 -m espnet_mamba.recipe.corpora.librispeech combine "data/${train_set}" ${srcs}
 fi
 if [ -d data/dev_clean ] && [ -d data/dev_other ]; then
-  python3 -m espnet_mamba.recipe.librispeech combine data/dev data/dev_clean data/dev_other
+  python3 -m espnet_mamba.recipe.corpora.librispeech combine data/dev data/dev_clean data/dev_other
 fi
 log "done"

@@ -24,7 +24,7 @@ help_message="Usage: $0 [--librispeech_dir DIR] [--n_test_per_sex N] [--n_dev_pe
 
 if [ "${download}" = true ]; then
   log "downloading ${part} from ${base_url} into ${download_dir}"
-  python3 -m espnet_mamba.recipe.librispeech download --parts "${part}" --dest "${download_dir}" --base_url "${base_url}"
+  python3 -m espnet_mamba.recipe.corpora.librispeech download --parts "${part}" --dest "${download_dir}" --base_url "${base_url}"
   librispeech_dir=${download_dir}/LibriSpeech
 elif [ -z "${librispeech_dir}" ]; then
   librispeech_dir=$(readlink -f "${MAIN_ROOT}/../shared/data/mini_librispeech/LibriSpeech" || true)
@@ -36,7 +36,7 @@ elif [ -z "${librispeech_dir}" ]; then
   fi
 fi
 log "making Kaldi data dirs from ${librispeech_dir}/${part}"
-python3 -m espnet_mamba.recipe.librispeech prepare --corpus "${librispeech_dir}" --parts "${part}" --data_dir data
+python3 -m espnet_mamba.recipe.corpora.librispeech prepare --corpus "${librispeech_dir}" --parts "${part}" --data_dir data
 log "speaker-disjoint split (${n_test_per_sex} test and ${n_dev_per_sex} dev speakers of each sex)"
 python3 -m espnet_mamba.recipe.corpora.mini_librispeech split --src "data/${part//-/_}" \
   --speakers_txt "${librispeech_dir}/SPEAKERS.TXT" --data_dir data \

@@ -9,5 +9,5 @@ seed=0
 help_message="Usage: $0 [--n_train N] [--n_valid N] [--n_test N] [--seed S]"
 . ./utils/parse_options.sh
 . ./path.sh
-python3 -m espnet_mamba.recipe.synth_corpus --out data --n_train "${n_train}" --n_valid "${n_valid}" \
+python3 -m espnet_mamba.recipe.corpora.synth_commands --out data --n_train "${n_train}" --n_valid "${n_valid}" \
   --n_test "${n_test}" --seed "${seed}"

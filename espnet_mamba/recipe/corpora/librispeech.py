@@ -1,8 +1,8 @@
 """LibriSpeech (OpenSLR resource 12; Mini LibriSpeech, resource 31): download, verify, extract,
 Kaldi data dirs.
 
-    python -m espnet_mamba.recipe.librispeech download --parts dev-clean ... --dest downloads
-    python -m espnet_mamba.recipe.librispeech prepare  --corpus downloads/LibriSpeech \
+    python -m espnet_mamba.recipe.corpora.librispeech download --parts dev-clean ... --dest downloads
+    python -m espnet_mamba.recipe.corpora.librispeech prepare  --corpus downloads/LibriSpeech \
         --parts dev-clean ... --data_dir data
 
 download: each PART.tar.gz is fetched from --base_url with HTTP range requests,
@@ -10,7 +10,7 @@ so an interrupted download resumes where it stopped (a .part file is kept);
 the MD5 is checked against the mirror's md5sum.txt; a mismatch deletes the
 file and stops with an error; extraction writes a marker only when tar
 finished, so a half-extracted part is extracted again (helpers shared with the
-other corpora in espnet_mamba.recipe.corpora.download).
+other corpora in corpora.download).
 prepare: data/<part with underscores>/{wav.scp,text,utt2spk,spk2utt} on the
 .flac files (ESPnet reads FLAC directly). A missing transcript or audio file
 is an error naming it.
@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Dict, List
 
+from espnet_mamba.recipe.cli import run_reporting
 from espnet_mamba.recipe.corpora.download import CorpusError, download_file, extract_once, md5  # noqa: F401
 from espnet_mamba.recipe.data_dir import write_spk2utt, write_table
 
@@ -129,17 +130,10 @@ def main(argv=None):
     c.add_argument("dest", type=Path)
     c.add_argument("sources", type=Path, nargs="+")
     a = p.parse_args(argv)
-    try:
-        if a.cmd == "download":
-            download(a.parts, a.dest, a.base_url)
-        elif a.cmd == "prepare":
-            prepare(a.corpus, a.parts, a.data_dir)
-        else:
-            combine(a.sources, a.dest)
-    except CorpusError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    actions = {"download": lambda: download(a.parts, a.dest, a.base_url),
+               "prepare": lambda: prepare(a.corpus, a.parts, a.data_dir),
+               "combine": lambda: combine(a.sources, a.dest)}
+    return run_reporting(actions[a.cmd], (CorpusError,))
 
 
 if __name__ == "__main__":

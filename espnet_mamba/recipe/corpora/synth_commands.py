@@ -1,6 +1,6 @@
 """A spoken-commands corpus synthesized on this machine with espeak-ng and flite.
 
-    python -m espnet_mamba.recipe.synth_corpus --out data --n_train 600 --n_valid 60 --n_test 120
+    python -m espnet_mamba.recipe.corpora.synth_commands --out data --n_train 600 --n_valid 60 --n_test 120
 
 Sentences come from a small command grammar ("turn on the red light in the
 kitchen", "set a timer for seven minutes", ...), drawn with a fixed seed.
@@ -18,6 +18,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
+
+from espnet_mamba.recipe.data_dir import write_spk2utt, write_table
 
 TRAIN_SPEAKERS = ["espeak:en-us+m1", "espeak:en-us+f2", "espeak:en-gb+m3", "espeak:en-gb+f1",
                   "espeak:en-gb-x-rp+m4", "espeak:en-gb-x-gbclan+f3", "espeak:en-us+m7",
@@ -99,15 +101,12 @@ def main(argv=None):
     for name, rows in tables.items():
         d = a.out / name
         d.mkdir(parents=True, exist_ok=True)
-        rows.sort()
-        (d / "wav.scp").write_text("".join(f"{u} {w}\n" for u, w, _, _ in rows))
-        (d / "text").write_text("".join(f"{u} {t}\n" for u, _, t, _ in rows))
-        (d / "utt2spk").write_text("".join(f"{u} {s}\n" for u, _, _, s in rows))
-        spk2utt = {}
-        for u, _, _, s in rows:
-            spk2utt.setdefault(s, []).append(u)
-        (d / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())))
-        print(f"{name}: {len(rows)} utterances, speakers: {', '.join(sorted(spk2utt))}")
+        write_table(d / "wav.scp", {u: w for u, w, _, _ in rows})
+        write_table(d / "text", {u: t for u, _, t, _ in rows})
+        utt2spk = {u: s for u, _, _, s in rows}
+        write_table(d / "utt2spk", utt2spk)
+        write_spk2utt(d, utt2spk)
+        print(f"{name}: {len(rows)} utterances, speakers: {', '.join(sorted(set(utt2spk.values())))}")
     return 0
 
 

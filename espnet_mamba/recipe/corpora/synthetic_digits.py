@@ -19,10 +19,10 @@ from typing import Dict, List
 import numpy as np
 import soundfile
 
-from espnet_mamba.recipe.data_dir import _resample
-from espnet_mamba.recipe.synth_corpus import missing_synthesizers, synthesize
+from espnet_mamba.audio import resample
+from espnet_mamba.recipe.corpora.synth_commands import missing_synthesizers, synthesize
 
-DIGIT_WORDS = "zero one two three four five six seven eight nine".split()
+DIGIT_WORDS = "zero one two three four five six seven eight nine".split()   # the words for digits 0-9
 # English accents only: the voices add speaker variety without borrowing another language's spelling rules
 ACCENTS = ["en-gb", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029",
            "en-us-nyc"]
@@ -69,7 +69,7 @@ def synthesize_digits(out_dir: Path, seed: int = 0, nj: int = 2) -> Dict[int, Li
             audio, fs = soundfile.read(str(raw), dtype="float32")
         if audio.ndim != 1 or not np.abs(audio).max() > 0:
             raise SynthesisError(f"espeak-ng voice {voice!r} produced silence for {DIGIT_WORDS[digit]!r}")
-        soundfile.write(str(path), _resample(trim(audio, fs), fs, RECORDING_FS), RECORDING_FS, subtype="PCM_16")
+        soundfile.write(str(path), resample(trim(audio, fs), fs, RECORDING_FS), RECORDING_FS, subtype="PCM_16")
         return digit, path
 
     pool: Dict[int, List[Path]] = {d: [] for d in range(10)}

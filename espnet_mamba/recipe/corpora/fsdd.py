@@ -1,6 +1,6 @@
 """Connected-digit utterances from the Free Spoken Digit Dataset, speaker-disjoint.
 
-    python -m espnet_mamba.recipe.fsdd --fsdd_dir ../shared/data/fsdd --out data \
+    python -m espnet_mamba.recipe.corpora.fsdd --fsdd_dir ../shared/data/fsdd --out data \
         --train_speakers jackson,nicolas,yweweler --test_speakers george,lucas
 
 FSDD holds isolated digits, ``recordings/{digit}_{speaker}_{take}.wav`` (8 kHz,
@@ -45,10 +45,11 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import soundfile
 
-from espnet_mamba.recipe.data_dir import _resample, write_spk2utt, write_table
-from espnet_mamba.recipe.synthetic_digits import SynthesisError, synthesize_digits
+from espnet_mamba.audio import resample
+from espnet_mamba.recipe.cli import run_reporting
+from espnet_mamba.recipe.corpora.synthetic_digits import DIGIT_WORDS, SynthesisError, synthesize_digits
+from espnet_mamba.recipe.data_dir import write_spk2utt, write_table
 
-DIGIT_WORDS = "zero one two three four five six seven eight nine".split()
 FILE_NAME = re.compile(r"^([0-9])_([A-Za-z0-9]+)_([0-9]+)\.wav$")
 HOW_TO_GET = ("The Free Spoken Digit Dataset is public (CC BY-SA 4.0): "
               "https://github.com/Jakobovski/free-spoken-digit-dataset or Zenodo DOI 10.5281/zenodo.1342401. "
@@ -58,9 +59,6 @@ TARGET_RMS = 0.05         # about -26 dBFS
 PAUSE = (0.05, 0.25)      # seconds between digits
 EDGE_PAUSE = (0.05, 0.2)  # seconds before the first and after the last digit
 NOISE_FLOOR_DB = -50.0    # faint floor relative to TARGET_RMS, present in every set
-SOURCE_BAND_HZ = 4000.0   # FSDD is recorded at 8 kHz: nothing above 4 kHz to shape
-EQ_TILT_DB = (-10.0, 10.0)  # channel augmentation: gain at 4 kHz relative to 0 Hz, linear in between
-EQ_HIGHPASS_HZ = (20.0, 300.0)  # and a 2nd-order high-pass corner (microphones differ most in the bass)
 ONSET_CLIP_SHARE = 0.5    # share of training digits whose start is clipped when --onset_clip_ms > 0
 ONSET_CLIP_MAX_FRACTION = 0.3  # never clip more than this fraction of a recording
 
@@ -103,20 +101,8 @@ class RecordingCache:
                 raise FsddError(f"{path} is empty, silent or holds NaN/Inf samples")
             audio = audio * (TARGET_RMS / rms)
             # played `speed` times faster: read as if recorded at fs*speed, then resample to 16 kHz
-            self._cache[key] = _resample(audio, int(round(fs * speed)), OUT_FS)
+            self._cache[key] = resample(audio, int(round(fs * speed)), OUT_FS)
         return self._cache[key]
-
-
-def random_channel(audio: np.ndarray, augment: random.Random) -> np.ndarray:
-    """Filters `audio` through a random microphone/room colouring: a spectral tilt of EQ_TILT_DB over
-    the recorded band and a high-pass with a random corner. Zero-phase (applied on the spectrum)."""
-    tilt_db, corner = augment.uniform(*EQ_TILT_DB), augment.uniform(*EQ_HIGHPASS_HZ)
-    f = np.fft.rfftfreq(audio.size, 1 / OUT_FS)
-    gain = 10 ** (tilt_db * np.minimum(f, SOURCE_BAND_HZ) / SOURCE_BAND_HZ / 20)
-    gain = gain / np.sqrt(1 + (corner / np.maximum(f, 1e-3)) ** 4)  # |H| of a 2nd-order Butterworth high-pass
-    coloured = np.fft.irfft(np.fft.rfft(audio) * gain, n=audio.size).astype(np.float32)
-    # keep the level: augmentation of loudness is the gain draw's job
-    return coloured * np.sqrt(np.mean(audio ** 2) / max(float(np.mean(coloured ** 2)), 1e-20))
 
 
 def clip_onset(audio: np.ndarray, max_ms: float, augment: random.Random) -> np.ndarray:
@@ -131,7 +117,7 @@ def clip_onset(audio: np.ndarray, max_ms: float, augment: random.Random) -> np.n
 def make_utterance(rng: random.Random, pool: Dict[int, List[Path]], cache: RecordingCache,
                    min_digits: int, max_digits: int, augment: Optional[random.Random],
                    speed_factors: List[float], snr_range: Tuple[float, float],
-                   channel_eq: bool = False, onset_clip_ms: float = 0.0) -> Tuple[np.ndarray, List[int]]:
+                   onset_clip_ms: float = 0.0) -> Tuple[np.ndarray, List[int]]:
     """`rng` draws digits, takes and pauses; `augment` (a separate generator, or None) the
     perturbations, so switching augmentation off keeps the same digit sequences."""
     digits = [rng.randrange(10) for _ in range(rng.randint(min_digits, max_digits))]
@@ -147,8 +133,6 @@ def make_utterance(rng: random.Random, pool: Dict[int, List[Path]], cache: Recor
     audio = audio + nprng.standard_normal(audio.size).astype(np.float32) * (
         TARGET_RMS * 10 ** (NOISE_FLOOR_DB / 20))
     if augment:
-        if channel_eq:
-            audio = random_channel(audio, augment)
         if augment.random() < 0.5:
             snr = augment.uniform(*snr_range)
             noise = np.random.default_rng(augment.randrange(2 ** 32)).standard_normal(audio.size)
@@ -181,7 +165,7 @@ def write_set(out: Path, name: str, rows: List[Tuple[str, np.ndarray, List[int],
 def build(fsdd_dir: Path, out: Path, train_speakers: List[str], test_speakers: List[str], n_train: int,
           n_dev: int, n_test: int, dev_takes: int = 5, min_digits: int = 2, max_digits: int = 7,
           seed: int = 0, augment: bool = True, speed_factors=(0.9, 0.95, 1.0, 1.05, 1.1),
-          snr_range=(10.0, 30.0), channel_eq: bool = False, onset_clip_ms: float = 0.0, n_synthetic: int = 0):
+          snr_range=(10.0, 30.0), onset_clip_ms: float = 0.0, n_synthetic: int = 0):
     table = index_recordings(fsdd_dir)
     for spk in train_speakers + test_speakers:
         if spk not in table:
@@ -221,11 +205,11 @@ def build(fsdd_dir: Path, out: Path, train_speakers: List[str], test_speakers: L
         for i in range(count):
             spk = speakers[i % len(speakers)]
             audio, digits = make_utterance(rng, pools[spk], cache, min_digits, max_digits, aug_rng,
-                                           list(speed_factors), snr_range, channel_eq, onset_clip_ms)
+                                           list(speed_factors), snr_range, onset_clip_ms)
             rows.append((f"{spk}-{name}-{i:05d}", audio, digits, spk))
         if name == "train" and n_synthetic:
             rows += synthetic_rows(out, n_synthetic, seed, cache, min_digits, max_digits, aug,
-                                   list(speed_factors), snr_range, channel_eq, onset_clip_ms)
+                                   list(speed_factors), snr_range, onset_clip_ms)
         write_set(out, name, rows)
 
 
@@ -266,32 +250,25 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=Path("data"))
     p.add_argument("--train_speakers", default="jackson,nicolas,yweweler", help="comma- or space-separated")
     p.add_argument("--test_speakers", default="george,lucas", help="comma- or space-separated")
-    p.add_argument("--n_train", type=int, default=3000, help="training utterances")
+    p.add_argument("--n_train", type=int, default=1300, help="training utterances")
     p.add_argument("--n_dev", type=int, default=150, help="dev utterances")
-    p.add_argument("--n_test", type=int, default=200, help="test utterances per test speaker")
+    p.add_argument("--n_test", type=int, default=150, help="test utterances per test speaker")
     p.add_argument("--dev_takes", type=int, default=5, help="takes 0..N-1 of train speakers go to dev")
     p.add_argument("--min_digits", type=int, default=2)
     p.add_argument("--max_digits", type=int, default=7)
     p.add_argument("--augment", default="true", choices=["true", "false"])
     p.add_argument("--speed_factors", default="0.9,0.95,1.0,1.05,1.1",
                    help="comma- or space-separated; one is drawn per training utterance")
-    p.add_argument("--channel_eq", default="false", choices=["true", "false"],
-                   help="random spectral tilt and high-pass per training utterance")
     p.add_argument("--onset_clip_ms", type=float, default=0.0,
                    help="clip a random 0..N ms off the start of half of the training digits (0: off)")
     p.add_argument("--n_synthetic", type=int, default=0,
                    help="extra training utterances spoken by espeak-ng voices (0: off; needs espeak-ng)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    try:
-        build(a.fsdd_dir, a.out, speaker_list(a.train_speakers), speaker_list(a.test_speakers), a.n_train, a.n_dev,
-              a.n_test, a.dev_takes, a.min_digits, a.max_digits, a.seed, a.augment == "true",
-              speed_list(a.speed_factors), channel_eq=a.channel_eq == "true",
-              onset_clip_ms=a.onset_clip_ms, n_synthetic=a.n_synthetic)
-    except FsddError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_reporting(lambda: build(
+        a.fsdd_dir, a.out, speaker_list(a.train_speakers), speaker_list(a.test_speakers), a.n_train, a.n_dev,
+        a.n_test, a.dev_takes, a.min_digits, a.max_digits, a.seed, a.augment == "true",
+        speed_list(a.speed_factors), onset_clip_ms=a.onset_clip_ms, n_synthetic=a.n_synthetic), (FsddError,))
 
 
 if __name__ == "__main__":
