@@ -174,7 +174,7 @@ def resolve_model(model: Union[str, Path], model_file: Optional[Union[str, Path]
             raise ModelError(f"{pth}: no such model file")
         roots = [Path.cwd(), m, m.parent, m.parent.parent]
         return _absolutize_paths(m / "config.yaml", roots), pth
-    from espnet2.main_funcs.pack_funcs import unpack
+    from espnet_mamba.asr.espnet_compat import unpack
 
     st = m.stat()
     key = hashlib.sha1(f"{m.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
@@ -227,7 +227,7 @@ class Transcriber:
             raise ValueError(f"max_segment_s ({max_segment_s}) and pause_s ({pause_s}) must be positive")
         if not 0 <= window_overlap_s < max(window_s, max_segment_s):
             raise ValueError(f"window_overlap_s ({window_overlap_s}) must be in [0, window_s ({window_s}))")
-        from espnet2.bin.asr_inference import Speech2Text
+        from espnet_mamba.asr.espnet_compat import Speech2Text
 
         if isinstance(model, Speech2Text):
             device = model.device

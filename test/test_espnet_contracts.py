@@ -12,9 +12,8 @@ from espnet2.asr.ctc import CTC
 from espnet2.asr.encoder.transformer_encoder import TransformerEncoder
 from espnet2.tasks.asr import ASRTask
 from espnet_mamba.asr.decoder import MambaDecoder
-from espnet_mamba.asr.decoder import mamba_decoder
 from espnet_mamba.asr.encoder import ConMambaEncoder, MambaEncoder
-from espnet_mamba.asr.espnet_compat import BatchBeamSearch, BeamSearch, _load
+from espnet_mamba.asr.espnet_compat import BatchBeamSearch, BeamSearch, CrossAttention, _load
 
 (BatchBeamSearchOnline,) = _load("batch_beam_search_online", "BatchBeamSearchOnline")
 
@@ -136,8 +135,8 @@ def test_batch_score_attends_to_the_xs_it_is_given():
 def test_batch_score_projects_the_encoder_output_once_per_tensor(monkeypatch):
     dec = _decoder()
     calls = []
-    project = mamba_decoder.project_memory
-    monkeypatch.setattr(mamba_decoder, "project_memory",
+    project = CrossAttention.project_memory
+    monkeypatch.setattr(CrossAttention, "project_memory",
                         lambda attn, m: calls.append(m.shape) or project(attn, m))
     x = torch.randn(12, 32)
     with torch.no_grad():

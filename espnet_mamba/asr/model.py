@@ -31,9 +31,9 @@ import os
 
 import torch
 
-from espnet2.asr.espnet_model import ESPnetASRModel
-from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
 from espnet_mamba.asr.conf_keys import checked_conf
+from espnet_mamba.asr.espnet_compat import ESPnetASRModel
+from espnet_mamba.nn.lengths import valid_mask
 from espnet_mamba.ops.selective_scan import CHECK_FINITE_ENV
 
 logger = logging.getLogger("espnet_mamba")
@@ -77,7 +77,7 @@ class MambaASRModel(ESPnetASRModel):
         cer_ctc = None
         if not self.training and self.error_calculator is not None:
             ys_hat = self.ctc.argmax(encoder_out)                              # batch, T
-            ys_hat = ys_hat.masked_fill(make_pad_mask(encoder_out_lens, ys_hat), self.blank_id)
+            ys_hat = ys_hat.masked_fill(~valid_mask(encoder_out_lens, ys_hat.size(1)), self.blank_id)
             cer_ctc = self.error_calculator(ys_hat.cpu(), ys_pad.cpu(), is_ctc=True)
         return loss_ctc, cer_ctc
 

@@ -32,15 +32,22 @@ saying what to change.
 """
 
 import copy
-import math
 from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from espnet_mamba.asr.espnet_compat import TooShortUttError
-from espnet_mamba.nn.block import MambaBlock, norm_in_weight_dtype
+from espnet_mamba.asr.encoder import ConMambaEncoder, MambaEncoder
+from espnet_mamba.asr.encoder.intermediate_ctc import IntermediateCTC
+from espnet_mamba.asr.espnet_compat import (
+    DefaultFrontend,
+    GlobalMVN,
+    Hypothesis,
+    TooShortUttError,
+    is_subsampling,
+)
+from espnet_mamba.nn.blocks import ConMambaBlock, MambaBlock, norm_in_weight_dtype
 from espnet_mamba.nn.mamba import Mamba, MambaState
 
 
@@ -65,8 +72,6 @@ class _FrontendStream:
     """ESPnet's DefaultFrontend (STFT -> power -> log-mel), fed sample chunks."""
 
     def __init__(self, frontend: torch.nn.Module):
-        from espnet2.asr.frontend.default import DefaultFrontend
-
         if not isinstance(frontend, DefaultFrontend):
             raise NotStreamableError(
                 f"streaming supports ESPnet's default front end (frontend: default), "
@@ -136,9 +141,9 @@ class _FrontendStream:
 class _SubsamplingStream:
     """The encoder's input layer (ESPnet Conv2dSubsampling*, linear, or none) on frame chunks."""
 
-    def __init__(self, embed: Optional[torch.nn.Module], conv_types: tuple):
+    def __init__(self, embed: Optional[torch.nn.Module]):
         self.embed = embed
-        self.is_conv = embed is not None and isinstance(embed, conv_types)
+        self.is_conv = is_subsampling(embed)
         if self.is_conv:
             self.field, self.stride = _conv2d_context(embed)
         else:
@@ -172,58 +177,10 @@ class _SubsamplingStream:
         return self.embed(used)
 
 
-def _mamba_block_chunk(block: MambaBlock, x: torch.Tensor, state: Optional[MambaState]):
-    """MambaBlock.forward on a chunk, starting from ``state``; returns (y, new state)."""
-    out, state = block.mixer(norm_in_weight_dtype(block.norm, x), None, initial_state=state,
-                             return_state=True)
-    out = block.dropout(out)
-    if block.residual_in_fp32:
-        wide = torch.promote_types(x.dtype, torch.float32)
-        return x.to(wide) + out.to(wide), state
-    return x + out.to(x.dtype), state
-
-
-def _causal_conv_module_chunk(module, x: torch.Tensor, history: Optional[torch.Tensor]):
-    """ESPnet's ConvolutionModule with a causal depthwise conv (ConMamba cnn_module_causal),
-    on a chunk x (1, T, C); history (1, C, kernel-1) are the previous depthwise inputs."""
-    h = F.glu(module.pointwise_conv1(x.transpose(1, 2)), dim=1)            # 1, C, T
-    conv = module.depthwise_conv
-    width = conv.kernel_size[0]
-    if history is None:
-        history = h.new_zeros(h.shape[0], h.shape[1], conv.dilation[0] * (width - 1))
-    full = torch.cat([history, h], dim=-1)
-    y = F.conv1d(full, conv.weight, conv.bias, stride=1, padding=0, dilation=conv.dilation,
-                 groups=conv.groups)
-    y = module.pointwise_conv2(module.activation(module.norm(y)))
-    return y.transpose(1, 2), full[..., full.shape[-1] - history.shape[-1]:]
-
-
-def _conmamba_block_chunk(block, x: torch.Tensor, state):
-    """ConMambaBlock.forward on a chunk; state = (MambaState, conv history)."""
-    mixer_state, history = state if state is not None else (None, None)
-    if block.feed_forward_macaron is not None:
-        x = x + block.ff_scale * block.dropout(block.feed_forward_macaron(block.norm_ff_macaron(x)))
-    out, mixer_state = block.mixer(block.norm_mixer(x), None, initial_state=mixer_state, return_state=True)
-    x = x + block.dropout(out).to(x.dtype)
-    if block.conv_module is not None:
-        out, history = _causal_conv_module_chunk(block.conv_module, block.norm_conv(x), history)
-        x = x + block.dropout(out)
-    if block.feed_forward is not None:
-        x = x + block.ff_scale * block.dropout(block.feed_forward(block.norm_ff(x)))
-    if block.norm_final is not None:
-        x = block.norm_final(x)
-    return x, (mixer_state, history)
-
-
 def check_streamable(asr_model: torch.nn.Module) -> None:
     """Raise :class:`NotStreamableError` (what to change) unless the model can stream exactly."""
-    from espnet2.layers.global_mvn import GlobalMVN
-
-    from espnet_mamba.asr.encoder.base import MambaEncoderBase
-    from espnet_mamba.asr.encoder.conmamba_encoder import ConMambaBlock
-
     encoder = asr_model.encoder
-    if not isinstance(encoder, MambaEncoderBase):
+    if not isinstance(encoder, (MambaEncoder, ConMambaEncoder)):
         raise NotStreamableError(
             f"streaming needs encoder: mamba or conmamba, got {type(encoder).__name__} "
             f"(ESPnet's own streaming decoder is espnet2.bin.asr_inference_streaming, for "
@@ -271,13 +228,11 @@ class StreamingEncoder:
     """
 
     def __init__(self, asr_model: torch.nn.Module):
-        from espnet_mamba.asr.encoder.base import SUBSAMPLING
-
         check_streamable(asr_model)
         self.model = asr_model
         self.encoder = asr_model.encoder
         self.frontend = _FrontendStream(asr_model.frontend) if asr_model.frontend is not None else None
-        self.subsampling = _SubsamplingStream(self.encoder.embed, tuple(SUBSAMPLING.values()))
+        self.subsampling = _SubsamplingStream(self.encoder.embed)
         self.reset()
 
     def reset(self):
@@ -359,19 +314,11 @@ class StreamingEncoder:
         return out
 
     def _layers(self, xs: torch.Tensor) -> torch.Tensor:
-        from espnet_mamba.asr.encoder.conmamba_encoder import ConMambaBlock
-
         encoder = self.encoder
+        conditioning = IntermediateCTC(encoder, self.model.ctc)
         for index, layer in enumerate(encoder.encoders, start=1):
-            state = self.layer_states[index - 1]
-            if isinstance(layer, ConMambaBlock):
-                xs, state = _conmamba_block_chunk(layer, xs, state)
-            else:
-                xs, state = _mamba_block_chunk(layer, xs, state)
-            self.layer_states[index - 1] = state
-            if index in encoder.interctc_layer_idx and encoder.interctc_use_conditioning:
-                hidden = norm_in_weight_dtype(encoder.after_norm, xs)
-                xs = xs + encoder.conditioning_layer(self.model.ctc.softmax(hidden))
+            xs, self.layer_states[index - 1] = layer.forward_chunk(xs, self.layer_states[index - 1])
+            xs = conditioning.after_block(index, xs)
         self.frames_out += xs.shape[1]
         return norm_in_weight_dtype(encoder.after_norm, xs)
 
@@ -417,11 +364,8 @@ class Speech2TextStreaming:
                  normalize_length: bool = False, disable_repetition_detection: bool = False,
                  decoder_text_length_limit: int = 0, encoded_feat_length_limit: int = 0,
                  token_beam: Optional[int] = None, exact_ctc_rescoring: bool = True):
-        from espnet2.tasks.asr import ASRTask
-        from espnet2.text.build_tokenizer import build_tokenizer
-        from espnet2.text.token_id_converter import TokenIDConverter
-
         from espnet_mamba.asr.ctc_prefix_search import CTCPrefixBeamSearch
+        from espnet_mamba.asr.espnet_compat import ASRTask, TokenIDConverter, build_tokenizer
 
         if batch_size != 1:
             raise NotImplementedError("streaming decodes one stream at a time (batch_size 1)")
@@ -435,7 +379,7 @@ class Speech2TextStreaming:
         self.encoder = StreamingEncoder(asr_model)
         self.lm = None
         if lm_train_config is not None:
-            from espnet2.tasks.lm import LMTask
+            from espnet_mamba.asr.espnet_compat import LMTask
 
             lm, _ = LMTask.build_model_from_file(lm_train_config, lm_file, device)
             self.lm = lm.to(dtype=getattr(torch, dtype)).eval()
@@ -495,9 +439,6 @@ class Speech2TextStreaming:
                 self.reset()
 
     def _hypothesis(self, tokens, score, scores):
-        from espnet_mamba.asr.espnet_compat import _load
-
-        (Hypothesis,) = _load("beam_search", "Hypothesis")
         model = self.asr_model
         yseq = torch.tensor([model.sos] + list(tokens) + [model.eos], dtype=torch.long)
         return Hypothesis(yseq=yseq, score=score, scores=scores, states={})

@@ -3,7 +3,7 @@
 Our models are registered by the ``espnet_mamba`` package import (see asr_train).
 """
 
-from espnet2.bin.asr_inference import main
+from espnet_mamba.asr.espnet_compat import asr_inference_main as main
 
 if __name__ == "__main__":
     main()

@@ -28,8 +28,8 @@ import numpy as np
 
 
 def get_parser():
-    from espnet2.bin.asr_inference_streaming import get_parser as espnet_parser
-    from espnet2.utils.types import str2bool
+    from espnet_mamba.asr.espnet_compat import str2bool
+    from espnet_mamba.asr.espnet_compat import streaming_inference_parser as espnet_parser
 
     parser = espnet_parser()
     parser.description = "ASR streaming decoding of causal Mamba/ConMamba models (espnet_mamba)"
@@ -74,11 +74,8 @@ def inference(output_dir: str, maxlenratio: float, minlenratio: float, batch_siz
               decoder_text_length_limit: int, token_beam: Optional[int] = None,
               exact_ctc_rescoring: bool = True, fs: int = 16000):
     import torch
-    from espnet2.fileio.datadir_writer import DatadirWriter
-    from espnet2.tasks.asr import ASRTask
-    from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
 
-    from espnet_mamba.asr.espnet_compat import TooShortUttError
+    from espnet_mamba.asr.espnet_compat import ASRTask, DatadirWriter, TooShortUttError, set_all_random_seed
     from espnet_mamba.asr.streaming import Speech2TextStreaming
 
     if batch_size > 1:
@@ -100,7 +97,7 @@ def inference(output_dir: str, maxlenratio: float, minlenratio: float, batch_siz
         decoder_text_length_limit=decoder_text_length_limit,
         encoded_feat_length_limit=encoded_feat_length_limit)
     if uses_espnet_streaming_encoder(asr_train_config):
-        from espnet2.bin.asr_inference_streaming import Speech2TextStreaming as ESPnetStreaming
+        from espnet_mamba.asr.espnet_compat import Speech2TextStreaming as ESPnetStreaming
 
         logging.info("contextual block encoder: decoding with ESPnet's Speech2TextStreaming")
         speech2text = ESPnetStreaming(**common)
@@ -151,7 +148,7 @@ def inference(output_dir: str, maxlenratio: float, minlenratio: float, batch_siz
 
 
 def main(cmd=None):
-    from espnet.utils.cli_utils import get_commandline_args
+    from espnet_mamba.asr.espnet_compat import get_commandline_args
 
     print(get_commandline_args(), file=sys.stderr)
     args = get_parser().parse_args(cmd)

@@ -6,12 +6,12 @@ the same output whatever else is in the batch (public Vision-Mamba-style ASR
 code flips the whole padded batch and leaks padding into the backward state).
 """
 
-from typing import Optional
+from typing import Union
 
 import torch
 import torch.nn as nn
 
-from espnet_mamba.nn.lengths import check_lengths, reverse_within_lengths, valid_mask
+from espnet_mamba.nn.lengths import Padding, padding, reverse_within_lengths
 from espnet_mamba.nn.mamba import Mamba
 
 COMBINE_MODES = ("add", "mean", "concat")
@@ -41,16 +41,19 @@ class BidirectionalMamba(nn.Module):
             self.backward_mixer.in_proj = self.forward_mixer.in_proj
         self.merge = nn.Linear(2 * d_model, d_model) if combine == "concat" else None
 
-    def forward(self, hidden: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """hidden (batch, L, d_model) -> (batch, L, d_model); lengths (batch,) or None."""
-        lengths = check_lengths(lengths, hidden.shape[0], hidden.shape[1])
-        ahead = self.forward_mixer(hidden, lengths)
+    def forward(self, hidden: torch.Tensor, lengths: Union[torch.Tensor, Padding, None] = None
+                ) -> torch.Tensor:
+        """hidden (batch, L, d_model) -> (batch, L, d_model); lengths (batch,), a Padding or None."""
+        pad = padding(lengths, hidden.shape[0], hidden.shape[1])
+        # a sequence reversed within its length keeps its padding last: the same mask serves both
+        lengths = None if pad is None else pad.lengths
+        ahead = self.forward_mixer(hidden, pad)
         behind = reverse_within_lengths(
-            self.backward_mixer(reverse_within_lengths(hidden, lengths), lengths), lengths)
+            self.backward_mixer(reverse_within_lengths(hidden, lengths), pad), lengths)
         if self.combine == "concat":
             merged = self.merge(torch.cat([ahead, behind], dim=-1))
-            if lengths is not None:  # the projection's bias would make padding non-zero
-                merged = merged * valid_mask(lengths, hidden.shape[1])[:, :, None].to(merged.dtype)
+            if pad is not None:  # the projection's bias would make padding non-zero
+                merged = merged * pad.valid[:, :, None].to(merged.dtype)
             return merged
         total = ahead.float() + behind.float()
         if self.combine == "mean":

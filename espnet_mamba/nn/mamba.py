@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from espnet_mamba.nn.lengths import check_lengths, valid_mask
+from espnet_mamba.nn.lengths import Padding, padding
 from espnet_mamba.ops import causal_conv1d, causal_conv1d_step, selective_scan, selective_state_step
 
 
@@ -109,9 +109,10 @@ class Mamba(nn.Module):
         delta = F.linear(dt, linear_parameters(self.dt_proj)[0]).transpose(1, 2)  # batch, d_inner, L
         return delta, B.transpose(1, 2), C.transpose(1, 2)
 
-    def forward(self, hidden: torch.Tensor, lengths: Optional[torch.Tensor] = None,
+    def forward(self, hidden: torch.Tensor, lengths: Union[torch.Tensor, Padding, None] = None,
                 initial_state: Optional[MambaState] = None, return_state: bool = False):
-        """hidden (batch, L, d_model); lengths (batch,) of real frames, padding on the right.
+        """hidden (batch, L, d_model); lengths (batch,) of real frames, padding on the right,
+        or the :class:`Padding` an encoder built for all its layers.
 
         Padded frames never change what real frames see (the scan is causal and
         padding comes last); their outputs are zero. With ``return_state`` the
@@ -121,12 +122,12 @@ class Mamba(nn.Module):
             raise ValueError(f"Mamba: argument 'hidden' must be (batch, L, d_model={self.d_model}), "
                              f"got {tuple(hidden.shape)}")
         batch, length, _ = hidden.shape
-        lengths = check_lengths(lengths, batch, length)
+        pad = padding(lengths, batch, length)
         xz = self.in_proj(hidden).transpose(1, 2)                           # batch, 2*d_inner, L
         x, z = xz.chunk(2, dim=1)
-        if return_state and lengths is not None:
+        if return_state and pad is not None:
             # padded frames must not move the state: zero their input and their step size
-            mask = valid_mask(lengths, length)[:, None, :]
+            mask = pad.valid[:, None, :]
             x = x * mask
         conv_history = None if initial_state is None else initial_state.conv[..., 1:]
         conv_out = causal_conv1d(x, self._conv_weight(), self.conv1d.bias, self.activation,
@@ -134,7 +135,7 @@ class Mamba(nn.Module):
         delta, B, C = self._ssm_inputs(conv_out)
         A = -torch.exp(self.A_log.float())
         delta_bias = linear_parameters(self.dt_proj)[1].float()
-        if return_state and lengths is not None:
+        if return_state and pad is not None:
             # softplus(-1e4 + bias) == 0: a zero step keeps the state exactly (decay 1, input 0)
             delta = delta.masked_fill(~mask, -1e4)
         scanned = selective_scan(conv_out, delta, A, B, C, self.D.float(), z=z,
@@ -143,11 +144,12 @@ class Mamba(nn.Module):
                                  return_last_state=return_state)
         y, last = scanned if return_state else (scanned, None)
         out = self.out_proj(y.transpose(1, 2))
-        if lengths is not None:
-            out = out * valid_mask(lengths, length)[:, :, None].to(out.dtype)
+        if pad is not None:
+            out = out * pad.valid[:, :, None].to(out.dtype)
         if not return_state:
             return out
-        return out, MambaState(self._final_conv_state(x, lengths, initial_state), last)
+        return out, MambaState(self._final_conv_state(x, None if pad is None else pad.lengths,
+                                                      initial_state), last)
 
     def _final_conv_state(self, x, lengths, initial_state):
         """The d_conv most recent conv inputs before each sequence's end."""

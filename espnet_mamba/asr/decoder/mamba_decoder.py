@@ -11,45 +11,21 @@ per utterance. A new token therefore costs O(1) in the hypothesis length;
 ESPnet's Transformer decoder re-attends over its whole prefix at every step.
 """
 
-import math
-from typing import Any, List, NamedTuple, Optional, Tuple
+from typing import Any, List, NamedTuple, Tuple
 
 import torch
 from typeguard import typechecked
 
-from espnet2.asr.decoder.abs_decoder import AbsDecoder
 from espnet_mamba.asr.conf_keys import checked_conf
 from espnet_mamba.asr.espnet_compat import (
+    AbsDecoder,
     BatchScorerInterface,
-    MultiHeadedAttention,
+    CrossAttention,
     PositionwiseFeedForward,
-    make_pad_mask,
 )
-from espnet_mamba.nn import Mamba, MambaState
-
-
-def project_memory(attn: MultiHeadedAttention, memory: torch.Tensor):
-    """Encoder output (batch, T, d) -> keys, values (batch, heads, T, d_k) of ESPnet's attention.
-
-    An encoder output in another float dtype than the decoder's (fp16 encoder, fp32
-    decoder) is cast to the decoder's; under autocast the projections cast it anyway.
-    """
-    batch = memory.size(0)
-    weight = attn.linear_k.weight
-    if isinstance(weight, torch.Tensor) and weight.is_floating_point() and memory.dtype != weight.dtype:
-        memory = memory.to(weight.dtype)
-    k = attn.linear_k(memory).view(batch, -1, attn.h, attn.d_k).transpose(1, 2)
-    v = attn.linear_v(memory).view(batch, -1, attn.h, attn.d_k).transpose(1, 2)
-    return attn.k_norm(k), v
-
-
-def attend(attn: MultiHeadedAttention, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-           mask: Optional[torch.Tensor]) -> torch.Tensor:
-    """ESPnet's attention with precomputed keys/values: query (batch, L, d) -> (batch, L, d)."""
-    batch = query.size(0)
-    q = attn.q_norm(attn.linear_q(query).view(batch, -1, attn.h, attn.d_k).transpose(1, 2))
-    scores = torch.matmul(q, keys.transpose(-2, -1)) / math.sqrt(attn.d_k)
-    return attn.forward_attention(values, scores, mask)
+from espnet_mamba.nn.blocks import MambaDecoderBlock
+from espnet_mamba.nn.lengths import padding, valid_mask
+from espnet_mamba.nn.mamba import Mamba, MambaState
 
 
 class EncoderMemory(NamedTuple):
@@ -81,33 +57,6 @@ class DecoderState(NamedTuple):
     consumed: int = 0
 
 
-class MambaDecoderLayer(torch.nn.Module):
-    def __init__(self, size: int, attention_heads: int, linear_units: int, dropout_rate: float,
-                 src_attention_dropout_rate: float, d_state: int, d_conv: int, expand: int,
-                 norm_eps: float, layer_idx: int):
-        super().__init__()
-        self.norm_mixer = torch.nn.RMSNorm(size, eps=norm_eps)
-        self.mixer = Mamba(size, d_state=d_state, d_conv=d_conv, expand=expand, layer_idx=layer_idx)
-        self.norm_src = torch.nn.RMSNorm(size, eps=norm_eps)
-        self.src_attn = MultiHeadedAttention(attention_heads, size, src_attention_dropout_rate)
-        self.norm_ff = torch.nn.RMSNorm(size, eps=norm_eps)
-        self.feed_forward = PositionwiseFeedForward(size, linear_units, dropout_rate)
-        self.dropout = torch.nn.Dropout(dropout_rate)
-
-    def forward(self, x, lengths, memory_kv, memory_mask):
-        """x (batch, L, d) teacher-forced tokens; memory_mask (batch, 1, T)."""
-        x = x + self.dropout(self.mixer(self.norm_mixer(x), lengths))
-        x = x + self.dropout(attend(self.src_attn, self.norm_src(x), *memory_kv, memory_mask))
-        return x + self.dropout(self.feed_forward(self.norm_ff(x)))
-
-    def step(self, x_t, state: MambaState, memory_kv, memory_mask):
-        """x_t (batch, d) one token per hypothesis; the state is updated in place."""
-        h, state = self.mixer.step(self.norm_mixer(x_t), state)
-        x = x_t + h
-        x = x + attend(self.src_attn, self.norm_src(x)[:, None], *memory_kv, memory_mask)[:, 0]
-        return x + self.feed_forward(self.norm_ff(x)), state
-
-
 @checked_conf("decoder_conf")
 class MambaDecoder(AbsDecoder, BatchScorerInterface):
     """Mamba decoder for ESPnet ASR. Every argument except the first two is a ``decoder_conf`` key.
@@ -136,9 +85,13 @@ class MambaDecoder(AbsDecoder, BatchScorerInterface):
         size = encoder_output_size
         self.embed = torch.nn.Embedding(vocab_size, size)
         self.embed_dropout = torch.nn.Dropout(dropout_rate)
+        # the submodules are built in the order their random initialisations were always drawn
         self.decoders = torch.nn.ModuleList([
-            MambaDecoderLayer(size, attention_heads, linear_units, dropout_rate,
-                              src_attention_dropout_rate, d_state, d_conv, expand, norm_eps, i)
+            MambaDecoderBlock(size,
+                              Mamba(size, d_state=d_state, d_conv=d_conv, expand=expand, layer_idx=i),
+                              CrossAttention(attention_heads, size, src_attention_dropout_rate),
+                              PositionwiseFeedForward(size, linear_units, dropout_rate),
+                              dropout_rate, norm_eps)
             for i in range(num_blocks)
         ])
         self.after_norm = torch.nn.RMSNorm(size, eps=norm_eps)
@@ -147,10 +100,12 @@ class MambaDecoder(AbsDecoder, BatchScorerInterface):
     def forward(self, hs_pad: torch.Tensor, hlens: torch.Tensor, ys_in_pad: torch.Tensor,
                 ys_in_lens: torch.Tensor, return_hs: bool = False):
         """Teacher forcing: (batch, T, d) audio, (batch, L) tokens -> logits (batch, L, vocab), lengths."""
-        memory_mask = (~make_pad_mask(hlens, maxlen=hs_pad.size(1)))[:, None, :].to(hs_pad.device)
+        memory_mask = valid_mask(hlens, hs_pad.size(1))[:, None, :].to(hs_pad.device)
+        # checked and masked once for all layers (the encoder checked hlens)
+        tokens = padding(ys_in_lens, ys_in_pad.size(0), ys_in_pad.size(1), "ys_in_lens")
         x = self.embed_dropout(self.embed(ys_in_pad))
         for layer in self.decoders:
-            x = layer(x, ys_in_lens, project_memory(layer.src_attn, hs_pad), memory_mask)
+            x = layer(x, tokens, layer.src_attn.project_memory(hs_pad), memory_mask)
         hidden = self.after_norm(x)
         logits = self.output_layer(hidden)
         if return_hs:
@@ -162,7 +117,7 @@ class MambaDecoder(AbsDecoder, BatchScorerInterface):
     def _memory(self, x: torch.Tensor) -> EncoderMemory:
         """Project one utterance's encoder output x (T, d) to every layer's keys/values."""
         return EncoderMemory(x, _tensor_key(x),
-                             [project_memory(layer.src_attn, x.unsqueeze(0)) for layer in self.decoders])
+                             [layer.src_attn.project_memory(x.unsqueeze(0)) for layer in self.decoders])
 
     def init_state(self, x: torch.Tensor) -> DecoderState:
         """x (T, d): project the encoder output once; empty recurrent state.

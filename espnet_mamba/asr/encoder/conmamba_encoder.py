@@ -1,91 +1,31 @@
 """encoder: conmamba -- a Conformer whose self-attention is a bidirectional Mamba.
 
-Block (macaron, as ESPnet's conformer, with ESPnet's own modules):
-    x = x + 1/2 FFN(LN(x))
-    x = x + BiMamba(LN(x))
-    x = x + Conv(LN(x))          ESPnet's conformer convolution module, run with
-                                 padded frames zeroed before its depthwise conv
-                                 (ESPnet's forward does not mask, so an utterance's
-                                 last frames would read its neighbours' padding)
-    x = x + 1/2 FFN(LN(x))
-    x = LN(x)
+Blocks: :class:`espnet_mamba.nn.blocks.ConMambaBlock` (macaron, as ESPnet's
+conformer, with ESPnet's own feed-forward and convolution modules; the
+convolution never reads padding, see ``espnet_compat.MaskedConvolutionModule``).
 """
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from typeguard import typechecked
 
 from espnet_mamba.asr.conf_keys import checked_conf
-from espnet_mamba.asr.encoder.base import MambaEncoderBase, build_input_layer
+from espnet_mamba.asr.encoder.input_layer import build_input_layer, embed
+from espnet_mamba.asr.encoder.intermediate_ctc import IntermediateCTC, set_interctc_attributes
 from espnet_mamba.asr.espnet_compat import (
-    ConvolutionModule,
+    CTC,
+    AbsEncoder,
     LayerNorm,
+    MaskedConvolutionModule,
     PositionwiseFeedForward,
     get_activation,
-    make_pad_mask,
 )
-from espnet_mamba.nn import build_mixer
-
-
-def masked_conformer_conv(module: torch.nn.Module, x: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
-    """ESPnet ConvolutionModule.forward with padding zeroed where the depthwise conv reads it.
-
-    x (batch, T, C); pad (batch, T, 1) True on padded frames.
-    """
-    h = torch.nn.functional.glu(module.pointwise_conv1(x.transpose(1, 2)), dim=1)  # batch, C, T
-    h = h.masked_fill(pad.transpose(1, 2), 0.0)
-    if getattr(module, "causal", False):  # cnn_module_causal: only past frames, left zero padding
-        conv = module.depthwise_conv
-        h = torch.nn.functional.pad(h, (conv.dilation[0] * (conv.kernel_size[0] - 1), 0))
-    h = module.depthwise_conv(h)
-    h = module.pointwise_conv2(module.activation(module.norm(h)))
-    return h.transpose(1, 2)
-
-
-def _conv_module(size: int, kernel: int, activation: torch.nn.Module, causal: bool) -> torch.nn.Module:
-    """ESPnet's ConvolutionModule; causal: its depthwise conv unpadded (masked_conformer_conv
-    pads on the left), marked ``module.causal``."""
-    module = ConvolutionModule(size, kernel, activation)
-    if causal:
-        module.depthwise_conv.padding = (0,)
-        module.causal = True
-    return module
-
-
-class ConMambaBlock(torch.nn.Module):
-    def __init__(self, size: int, mixer: torch.nn.Module, feed_forward: Optional[torch.nn.Module],
-                 feed_forward_macaron: Optional[torch.nn.Module], conv_module: Optional[torch.nn.Module],
-                 dropout_rate: float):
-        super().__init__()
-        self.mixer = mixer
-        self.feed_forward = feed_forward
-        self.feed_forward_macaron = feed_forward_macaron
-        self.conv_module = conv_module
-        self.norm_mixer = LayerNorm(size)
-        self.norm_ff = LayerNorm(size) if feed_forward is not None else None
-        self.norm_ff_macaron = LayerNorm(size) if feed_forward_macaron is not None else None
-        self.norm_conv = LayerNorm(size) if conv_module is not None else None
-        self.norm_final = LayerNorm(size) if conv_module is not None else None
-        self.dropout = torch.nn.Dropout(dropout_rate)
-        self.ff_scale = 0.5 if feed_forward_macaron is not None else 1.0
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if self.feed_forward_macaron is not None:
-            x = x + self.ff_scale * self.dropout(self.feed_forward_macaron(self.norm_ff_macaron(x)))
-        x = x + self.dropout(self.mixer(self.norm_mixer(x), lengths)).to(x.dtype)
-        if self.conv_module is not None:
-            pad = make_pad_mask(lengths, maxlen=x.size(1)).to(x.device)[:, :, None]
-            x = x + self.dropout(masked_conformer_conv(self.conv_module, self.norm_conv(x), pad))
-        if self.feed_forward is not None:
-            x = x + self.ff_scale * self.dropout(self.feed_forward(self.norm_ff(x)))
-        if self.norm_final is not None:
-            x = self.norm_final(x)
-        return x
+from espnet_mamba.nn.blocks import ConMambaBlock, build_mixer
 
 
 @checked_conf("encoder_conf")
-class ConMambaEncoder(MambaEncoderBase):
+class ConMambaEncoder(AbsEncoder):
     """ConMamba encoder for ESPnet ASR. Every argument is an ``encoder_conf`` key.
 
     Args:
@@ -123,7 +63,9 @@ class ConMambaEncoder(MambaEncoderBase):
                  cnn_module_causal: bool = False,
                  activation_type: str = "swish", interctc_layer_idx: List[int] = [],  # noqa: B006
                  interctc_use_conditioning: bool = False):
-        super().__init__(output_size, interctc_layer_idx, interctc_use_conditioning, num_blocks)
+        super().__init__()
+        self._output_size = output_size
+        set_interctc_attributes(self, interctc_layer_idx, interctc_use_conditioning, num_blocks)
         if use_cnn_module and cnn_module_kernel % 2 == 0:
             raise ValueError(f"encoder_conf: cnn_module_kernel must be odd, got {cnn_module_kernel}")
         self.embed = build_input_layer(input_layer, input_size, output_size, dropout_rate)
@@ -139,10 +81,24 @@ class ConMambaEncoder(MambaEncoderBase):
                             d_state=d_state, d_conv=d_conv, expand=expand, layer_idx=i),
                 feed_forward=ffn(),
                 feed_forward_macaron=ffn() if macaron_style else None,
-                conv_module=(_conv_module(output_size, cnn_module_kernel,
-                                          get_activation(activation_type), cnn_module_causal)
+                conv_module=(MaskedConvolutionModule(output_size, cnn_module_kernel,
+                                                     get_activation(activation_type), cnn_module_causal)
                              if use_cnn_module else None),
-                dropout_rate=dropout_rate)
+                dropout_rate=dropout_rate, norm=LayerNorm)
             for i in range(num_blocks)
         ])
         self.after_norm = LayerNorm(output_size)
+
+    def output_size(self) -> int:
+        return self._output_size
+
+    def forward(self, xs_pad: torch.Tensor, ilens: torch.Tensor, prev_states: torch.Tensor = None,
+                ctc: Optional[CTC] = None, return_all_hs: bool = False
+                ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """As :meth:`MambaEncoder.forward`: the input layer, the blocks (all given the padding
+        built once), intermediate CTC, the final LayerNorm."""
+        xs, pad = embed(self.embed, xs_pad, ilens)
+        outputs = IntermediateCTC(self, ctc, return_all_hs)
+        for index, block in enumerate(self.encoders, start=1):
+            xs = outputs.after_block(index, block(xs, pad), pad)
+        return outputs.finish(xs, pad)

@@ -1,17 +1,19 @@
 """encoder: mamba -- ESPnet input layer, N pre-norm Mamba blocks, final RMSNorm."""
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from typeguard import typechecked
 
 from espnet_mamba.asr.conf_keys import checked_conf
-from espnet_mamba.asr.encoder.base import MambaEncoderBase, build_input_layer
-from espnet_mamba.nn import MambaBlock, build_mixer
+from espnet_mamba.asr.encoder.input_layer import build_input_layer, embed
+from espnet_mamba.asr.encoder.intermediate_ctc import IntermediateCTC, set_interctc_attributes
+from espnet_mamba.asr.espnet_compat import CTC, AbsEncoder
+from espnet_mamba.nn.blocks import MambaBlock, build_mixer
 
 
 @checked_conf("encoder_conf")
-class MambaEncoder(MambaEncoderBase):
+class MambaEncoder(AbsEncoder):
     """Mamba encoder for ESPnet ASR. Every argument is an ``encoder_conf`` key.
 
     Args:
@@ -43,7 +45,9 @@ class MambaEncoder(MambaEncoderBase):
                  dropout_rate: float = 0.1, input_layer: Optional[str] = "conv2d", norm_eps: float = 1e-5,
                  residual_in_fp32: bool = True, interctc_layer_idx: List[int] = [],  # noqa: B006
                  interctc_use_conditioning: bool = False):
-        super().__init__(output_size, interctc_layer_idx, interctc_use_conditioning, num_blocks)
+        super().__init__()
+        self._output_size = output_size
+        set_interctc_attributes(self, interctc_layer_idx, interctc_use_conditioning, num_blocks)
         self.embed = build_input_layer(input_layer, input_size, output_size, dropout_rate)
         self.encoders = torch.nn.ModuleList([
             MambaBlock(output_size,
@@ -54,3 +58,20 @@ class MambaEncoder(MambaEncoderBase):
             for i in range(num_blocks)
         ])
         self.after_norm = torch.nn.RMSNorm(output_size, eps=norm_eps)
+
+    def output_size(self) -> int:
+        return self._output_size
+
+    def forward(self, xs_pad: torch.Tensor, ilens: torch.Tensor, prev_states: torch.Tensor = None,
+                ctc: Optional[CTC] = None, return_all_hs: bool = False
+                ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """xs_pad (batch, T, input_size), ilens (batch,) -> (batch, T', output_size), olens, None.
+
+        With interctc_layer_idx or ``return_all_hs`` the first element is a tuple
+        (output, intermediate outputs): see :class:`IntermediateCTC`.
+        """
+        xs, pad = embed(self.embed, xs_pad, ilens)
+        outputs = IntermediateCTC(self, ctc, return_all_hs)
+        for index, block in enumerate(self.encoders, start=1):
+            xs = outputs.after_block(index, block(xs, pad), pad)
+        return outputs.finish(xs, pad)
