@@ -300,13 +300,13 @@ def test_cli_decodes_espnet_contextual_block_models_with_espnet(tmp_path):
     import yaml
     from espnet2.bin.asr_inference_streaming import Speech2TextStreaming as ESPnetStreaming
 
-    from espnet_mamba.benchmark.streaming import build_model
+    from espnet_mamba.benchmark.models import write_random_model
     from espnet_mamba.bin.asr_inference_streaming import main
 
     config = yaml.safe_load((ROOT_CONF / "train_asr_contextual_block_transformer.yaml").read_text())
     config["encoder_conf"].update(output_size=32, linear_units=64, num_blocks=1, attention_heads=2)
     config["decoder_conf"].update(linear_units=64, num_blocks=1, attention_heads=2)
-    exp = build_model(tmp_path / "cbt", config)
+    exp = write_random_model(tmp_path / "cbt", config)
     x = speech(1.5, seed=30).numpy().astype(np.float32)
     soundfile.write(tmp_path / "a.wav", x, FS, subtype="FLOAT")
     (tmp_path / "wav.scp").write_text(f"a {tmp_path / 'a.wav'}\n")

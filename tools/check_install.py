@@ -45,8 +45,7 @@ def main() -> int:
         print(f"backend used      {info['default']}")
     if problems:
         print(f"\nMISSING: {', '.join(problems)}. Run tools/install.sh.", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -161,13 +161,15 @@ def train_step_rows(device, quick):
 
 def beam_step_rows(device, quick):
     from espnet_mamba.benchmark import decoder as bench_decoder
+    from espnet_mamba.benchmark.models import DECODERS, build
 
     lengths = (2, 5) if quick else (10, 100, 300)
     beam = 10
     frames = 50 if quick else 500  # 20 s at 40 ms per encoder frame
     rows = []
     for name in ("mamba", "transformer"):
-        dec = bench_decoder.build(name, scale=0.1 if quick else 1.0).to(device).eval()
+        dec = build(DECODERS, name, bench_decoder.VOCAB, bench_decoder.ENCODER_DIM,
+                    scale=0.1 if quick else 1.0).to(device)
         vocab = bench_decoder.decoder_vocab(dec)
         x = torch.randn(frames, bench_decoder.ENCODER_DIM, device=device)
         xs = x.unsqueeze(0).expand(beam, -1, -1)
@@ -212,8 +214,7 @@ def tone_batch(batch, generator, fs=16000):
 
 
 def demo_training_rows(device, quick):
-    import espnet_mamba  # noqa: F401  (registers)
-    from espnet2.tasks.asr import ASRTask
+    from espnet_mamba.asr.espnet_compat import ASRTask
 
     steps = 3 if quick else 200
     dtypes = [torch.bfloat16] + ([torch.float16] if device.type == "cuda" else [])

@@ -22,12 +22,11 @@ out=$root/exp/gpu_check
 build=true
 while [ $# -gt 0 ]; do
   case $1 in
-    --out) out=$2; shift ;;
-    --no-build) build=false ;;
+    --out) out=$2; shift 2 ;;
+    --no-build) build=false; shift ;;
     -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu_check.sh: unknown option '$1' (see $0 --help)" >&2; exit 2 ;;
   esac
-  shift
 done
 
 log() { echo "[gpu_check.sh $(date +%H:%M:%S)] $*"; }

@@ -8,38 +8,15 @@ state; ESPnet's transformer decoder re-attends over its growing prefix.
 Both decoders have matched size (printed).
 """
 
-import argparse
-import json
 import time
 
 import torch
 
-from espnet_mamba.benchmark.timing import format_table
+from espnet_mamba.benchmark.models import DECODERS, build
+from espnet_mamba.benchmark.timing import command_parser, print_rows
 
 VOCAB = 5000
 ENCODER_DIM = 256
-DECODERS = {
-    "mamba": ("espnet_mamba.asr.decoder:MambaDecoder",
-              dict(attention_heads=4, linear_units=2048, num_blocks=6, dropout_rate=0.0,
-                   src_attention_dropout_rate=0.0)),
-    "transformer": ("espnet2.asr.decoder.transformer_decoder:TransformerDecoder",
-                    dict(attention_heads=4, linear_units=2048, num_blocks=6, dropout_rate=0.0,
-                         positional_dropout_rate=0.0, self_attention_dropout_rate=0.0,
-                         src_attention_dropout_rate=0.0)),
-}
-
-
-def build(name: str, vocab: int = VOCAB, encoder_dim: int = ENCODER_DIM, scale: float = 1.0):
-    import importlib
-
-
-    path, conf = DECODERS[name]
-    conf = dict(conf)
-    if scale != 1.0:
-        conf["num_blocks"] = max(1, int(conf["num_blocks"] * scale))
-        conf["linear_units"] = max(32, int(conf["linear_units"] * scale))
-    module, cls = path.split(":")
-    return getattr(importlib.import_module(module), cls)(vocab, encoder_dim, **conf).eval()
 
 
 @torch.no_grad()
@@ -71,7 +48,7 @@ def run(lengths=(10, 50, 200, 500), beam=10, encoder_seconds=20.0, names=tuple(D
     memory = torch.randn(1, frames, encoder_dim)
     rows = []
     for name in names:
-        decoder = build(name, vocab, encoder_dim, scale)
+        decoder = build(DECODERS, name, vocab, encoder_dim, scale=scale)
         params = sum(p.numel() for p in decoder.parameters())
         per_token_times(decoder, memory, beam, 3)  # warm-up
         times = per_token_times(decoder, memory, beam, max(lengths))
@@ -86,20 +63,14 @@ def run(lengths=(10, 50, 200, 500), beam=10, encoder_seconds=20.0, names=tuple(D
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m espnet_mamba.benchmark decoder", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser("decoder", __doc__, device=None)
     p.add_argument("--lengths", type=int, nargs="+", default=[10, 50, 200, 500])
     p.add_argument("--beam", type=int, default=10)
     p.add_argument("--encoder_seconds", type=float, default=20.0)
     p.add_argument("--decoders", nargs="+", default=list(DECODERS), choices=list(DECODERS))
-    p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    rows = run(a.lengths, a.beam, a.encoder_seconds, a.decoders)
-    if a.json:
-        print(json.dumps(rows, indent=2))
-        return
-    print(f"beam-search step time (batch_score over {a.beam} hypotheses, {a.encoder_seconds:g} s of "
-          f"encoder output, cpu, {torch.get_num_threads()} threads); vs_first_length = "
-          f"time at this length / time at {a.lengths[0]} tokens")
-    headers = ["decoder", "params_M", "hyp_len", "beam", "ms_per_step", "vs_first_length"]
-    print(format_table(headers, [[r[h] for h in headers] for r in rows]))
+    print_rows(run(a.lengths, a.beam, a.encoder_seconds, a.decoders), a.json,
+               f"beam-search step time (batch_score over {a.beam} hypotheses, {a.encoder_seconds:g} s of "
+               f"encoder output, cpu, {torch.get_num_threads()} threads); vs_first_length = "
+               f"time at this length / time at {a.lengths[0]} tokens",
+               ["decoder", "params_M", "hyp_len", "beam", "ms_per_step", "vs_first_length"])

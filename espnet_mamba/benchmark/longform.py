@@ -19,8 +19,6 @@ on a CPU.
     python -m espnet_mamba.benchmark longform [--minutes 1 10 30 60] [--models mamba transformer conformer]
 """
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -29,16 +27,16 @@ import numpy as np
 import torch
 
 from espnet_mamba.benchmark.memory import cap_cpu_memory, is_out_of_memory, peak_memory_mb
-from espnet_mamba.benchmark.timing import format_table
+from espnet_mamba.benchmark.models import ENCODERS, FS, scaled, write_random_model
+from espnet_mamba.benchmark.timing import command_parser, print_rows
 
-FS = 16000
-TOKENS = ["<blank>", "<unk>", "<space>"] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["'", "<sos/eos>"]
+# the whole models' decoders (YAML names; not ``benchmark decoder``'s sizes)
 DECODERS = {
     "mamba": ("mamba", dict(attention_heads=4, linear_units=1024, num_blocks=4, dropout_rate=0.0,
                             src_attention_dropout_rate=0.0)),
     "transformer": ("transformer", dict(attention_heads=4, linear_units=1024, num_blocks=4, dropout_rate=0.0,
                                         positional_dropout_rate=0.0, self_attention_dropout_rate=0.0,
-                                        src_attention_dropout_rate=0.0)),
+                                        src_attention_dropout_rate=0.0, use_flash_attn=False)),
 }
 MODELS = {"mamba": ("mamba", "mamba"), "conmamba": ("conmamba", "mamba"),
           "transformer": ("transformer", "transformer"), "conformer": ("conformer", "transformer")}
@@ -62,46 +60,16 @@ def synthetic_recording(seconds: float, seed: int = 0) -> np.ndarray:
 
 def build_model(name: str, workdir: Path, scale: float = 1.0):
     """A Speech2Text of a random whole ASR model (encoder from ``benchmark encoder``'s table)."""
-    import yaml
-
-    from espnet2.bin.asr_inference import Speech2Text
-    from espnet2.tasks.asr import ASRTask
-    from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
-
-    from espnet_mamba.benchmark.encoder import ENCODERS
+    from espnet_mamba.asr.espnet_compat import Speech2Text
 
     enc_name, dec_name = MODELS[name]
-    enc_conf = dict(ENCODERS[enc_name][1])
-    dec_conf = dict(DECODERS[dec_name][1])
-    if scale != 1.0:
-        enc_conf["output_size"] = max(32, int(enc_conf["output_size"] * scale) // 32 * 32)
-        enc_conf["num_blocks"] = max(1, int(enc_conf["num_blocks"] * scale))
-        for conf in (enc_conf, dec_conf):
-            if "linear_units" in conf:
-                conf["linear_units"] = max(32, int(conf["linear_units"] * scale))
-        dec_conf["num_blocks"] = max(1, int(dec_conf["num_blocks"] * scale))
-        if "attention_heads" in enc_conf:
-            enc_conf["attention_heads"] = 4
-    if enc_name in ("transformer", "conformer"):
-        enc_conf["use_flash_attn"] = False
-    if dec_name == "transformer":
-        dec_conf["use_flash_attn"] = False
+    enc_conf = scaled(ENCODERS[enc_name][1], scale)
+    dec_conf = scaled(DECODERS[dec_name][1], scale)
     enc_conf["input_layer"] = "conv2d"
-    d = workdir / name
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "tokens.txt").write_text("\n".join(TOKENS) + "\n")
     config = dict(encoder=enc_name, encoder_conf=enc_conf, decoder=dec_name, decoder_conf=dec_conf,
                   model="espnet_mamba" if enc_name in ("mamba", "conmamba") else "espnet",
                   model_conf=dict(ctc_weight=0.3), frontend_conf=dict(n_fft=512, hop_length=160, n_mels=80))
-    (d / "train.yaml").write_text(yaml.safe_dump(config))
-    args = ASRTask.get_parser().parse_args([
-        "--config", str(d / "train.yaml"), "--token_list", str(d / "tokens.txt"), "--token_type", "char",
-        "--output_dir", str(d), "--normalize", "none", "--ngpu", "0"])
-    torch.manual_seed(0)
-    model = ASRTask.build_model(args)
-    torch.save(model.state_dict(), d / "model.pth")
-    with (d / "config.yaml").open("w") as f:
-        yaml_no_alias_safe_dump(vars(args), f, indent=4, sort_keys=False)
+    d = write_random_model(workdir / name, config)
     return Speech2Text(str(d / "config.yaml"), str(d / "model.pth"), beam_size=4, ctc_weight=0.3,
                        lm_weight=0.0, nbest=1, maxlenratio=0.0)
 
@@ -164,8 +132,7 @@ def run(minutes=(1, 10, 30, 60), names=("mamba", "transformer", "conformer"), de
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m espnet_mamba.benchmark longform", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser("longform", __doc__)
     p.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 30, 60])
     p.add_argument("--models", nargs="+", default=["mamba", "transformer", "conformer"], choices=list(MODELS))
     p.add_argument("--scale", type=float, default=1.0, help="shrink models (for quick checks)")
@@ -173,19 +140,14 @@ def main(argv=None):
     p.add_argument("--window_overlap_s", type=float, default=10.0)
     p.add_argument("--max_segment_s", type=float, default=20.0)
     p.add_argument("--decode", action="store_true", help="also beam-search every segment (slow)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     rows = run(a.minutes, a.models, a.device, a.scale, a.window_s, a.window_overlap_s, a.max_segment_s, a.decode)
-    if a.json:
-        print(json.dumps(rows, indent=2))
-        return
-    print(f"long-form, batch 1, {a.device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"whole = one encoder call over the recording, longform = windows of {a.window_s:g} s "
-          f"+ CTC cut into <= {a.max_segment_s:g} s segments")
-    headers = ["minutes", "model", "encoder_params_M", "whole_s", "whole_mem_MB", "longform_s",
-               "longform_mem_MB", "rtf", "segments"] + (["decode_s", "decode_mem_MB"] if a.decode else [])
-    print(format_table(headers, [[r.get(h, "") for h in headers] for r in rows]))
+    print_rows(rows, a.json,
+               f"long-form, batch 1, {a.device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+               f"whole = one encoder call over the recording, longform = windows of {a.window_s:g} s "
+               f"+ CTC cut into <= {a.max_segment_s:g} s segments",
+               ["minutes", "model", "encoder_params_M", "whole_s", "whole_mem_MB", "longform_s",
+                "longform_mem_MB", "rtf", "segments"] + (["decode_s", "decode_mem_MB"] if a.decode else []))
 
 
 if __name__ == "__main__":

@@ -14,13 +14,11 @@ C*h accumulated: 1+1+1+2+2) and is printed next to this machine's fp32 matmul
 rate (torch.mm, 1024x1024, measured here): the FMA peak in practice.
 """
 
-import argparse
-import json
 import math
 
 import torch
 
-from espnet_mamba.benchmark.timing import format_table, median_seconds
+from espnet_mamba.benchmark.timing import command_parser, median_seconds, print_rows
 from espnet_mamba.ops import backend as _backend
 from espnet_mamba.ops.selective_scan import selective_scan
 
@@ -118,8 +116,7 @@ def run(lengths=(500, 2000, 8000), batch=4, d_inner=512, d_state=16, device="cpu
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m espnet_mamba.benchmark scan", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser("scan", __doc__)
     p.add_argument("--lengths", type=int, nargs="+", default=[500, 2000, 8000])
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--d_inner", type=int, default=512)
@@ -128,16 +125,11 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--backward_max_T", type=int, default=2000,
                    help="forward+backward columns for lengths up to this (0: forward only)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--json", action="store_true", help="print the rows as JSON")
     a = p.parse_args(argv)
     rows = run(a.lengths, a.batch, a.d_inner, a.d_state, a.device, a.repeats, a.chunk,
                a.backward_max_T)
-    if a.json:
-        print(json.dumps(rows, indent=2))
-        return
-    print(f"selective scan, {a.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"batch {a.batch}, d_inner {a.d_inner}, d_state {a.d_state} (median of {a.repeats}; "
-          f"X_vs_Y = time of Y / time of X; train_* = forward + backward)")
-    headers = list(dict.fromkeys(h for r in rows for h in r))
-    print(format_table(headers, [[r.get(h, "") for h in headers] for r in rows]))
+    print_rows(rows, a.json,
+               f"selective scan, {a.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+               f"batch {a.batch}, d_inner {a.d_inner}, d_state {a.d_state} (median of {a.repeats}; "
+               f"X_vs_Y = time of Y / time of X; train_* = forward + backward)",
+               list(dict.fromkeys(h for r in rows for h in r)))

@@ -18,7 +18,6 @@ synthetic recording (speech-like noise bursts between pauses, 16 kHz) through
     python -m espnet_mamba.benchmark streaming [--chunk_ms 40 160 640] [--minutes 1 30] [--json]
 """
 
-import argparse
 import json
 import tempfile
 import time
@@ -27,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from espnet_mamba.benchmark.longform import synthetic_recording
 from espnet_mamba.benchmark.memory import peak_memory_mb
-from espnet_mamba.benchmark.timing import format_table
+from espnet_mamba.benchmark.models import FS, write_random_model
+from espnet_mamba.benchmark.timing import command_parser, format_table
 
-FS = 16000
-TOKENS = ["<blank>", "<unk>", "<space>"] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["'", "<sos/eos>"]
 # the demo's model (egs2/synth_commands/asr1/conf/train_asr_mamba.yaml), causal
 DEMO_MODEL = dict(
     frontend_conf=dict(n_fft=512, win_length=400, hop_length=160, n_mels=40),
@@ -40,35 +39,6 @@ DEMO_MODEL = dict(
                                        dropout_rate=0.0, input_layer="conv2d"),
     decoder="mamba", decoder_conf=dict(attention_heads=4, linear_units=576, num_blocks=2, dropout_rate=0.0,
                                        src_attention_dropout_rate=0.0))
-
-
-def synthetic_recording(seconds: float, seed: int = 0) -> np.ndarray:
-    from espnet_mamba.benchmark.longform import synthetic_recording as recording
-
-    return recording(seconds, seed)
-
-
-def build_model(workdir: Path, config: dict) -> Path:
-    """config.yaml + model.pth of a random model built by ESPnet's ASRTask from ``config``."""
-    import yaml
-
-    from espnet2.tasks.asr import ASRTask
-    from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "tokens.txt").write_text("\n".join(TOKENS) + "\n")
-    keep = {k: v for k, v in config.items() if k in ("frontend", "frontend_conf", "model", "model_conf",
-                                                       "encoder", "encoder_conf", "decoder", "decoder_conf")}
-    (workdir / "train.yaml").write_text(yaml.safe_dump(keep))
-    args = ASRTask.get_parser().parse_args([
-        "--config", str(workdir / "train.yaml"), "--token_list", str(workdir / "tokens.txt"),
-        "--token_type", "char", "--output_dir", str(workdir), "--normalize", "none", "--ngpu", "0"])
-    torch.manual_seed(0)
-    model = ASRTask.build_model(args)
-    torch.save(model.state_dict(), workdir / "model.pth")
-    with (workdir / "config.yaml").open("w") as f:
-        yaml_no_alias_safe_dump(vars(args), f, indent=4, sort_keys=False)
-    return workdir
 
 
 def _stream(s2t, x: np.ndarray, chunk: int):
@@ -93,7 +63,7 @@ def run(chunk_ms=(40, 160, 640), latency_seconds=30.0, minutes=(1, 30), config=N
     config = config or DEMO_MODEL
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        exp = build_model(Path(tmp) / "model", config)
+        exp = write_random_model(Path(tmp) / "model", config)
 
         def make(**kw):
             return Speech2TextStreaming(exp / "config.yaml", exp / "model.pth", device=device,
@@ -126,20 +96,17 @@ def run(chunk_ms=(40, 160, 640), latency_seconds=30.0, minutes=(1, 30), config=N
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m espnet_mamba.benchmark streaming", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser("streaming", __doc__, device="cpu")
     p.add_argument("--chunk_ms", type=int, nargs="+", default=[40, 160, 640])
     p.add_argument("--latency_seconds", type=float, default=30.0, help="stream length for the latency rows")
     p.add_argument("--minutes", type=float, nargs="+", default=[1, 30], help="stream lengths for memory")
     p.add_argument("--config", type=Path, default=None,
                    help="a training YAML of a causal model (default: the demo's Mamba model, causal)")
-    p.add_argument("--device", default="cpu")
     p.add_argument("--beam", type=int, default=4)
     p.add_argument("--ctc_weight", type=float, default=0.3)
     p.add_argument("--rescoring", action="store_true",
                    help="memory rows also with attention rescoring (keeps the encoder output)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)

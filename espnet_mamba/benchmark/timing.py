@@ -1,8 +1,10 @@
-"""Timing helpers shared by the benchmarks: median wall time, peak memory."""
+"""What the benchmarks share: median wall time, tables, the command line."""
 
+import argparse
+import json
 import statistics
 import time
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch
 
@@ -40,3 +42,24 @@ def _fmt(v) -> str:
             return f"{v:.4g}"
         return f"{v:.2e}"
     return str(v)
+
+
+def command_parser(command: str, doc: str, device: Optional[str] = "auto") -> argparse.ArgumentParser:
+    """``python -m espnet_mamba.benchmark <command>``'s parser with --json and --device
+    (default ``device``; "auto": cuda when there is one; None: no such option)."""
+    p = argparse.ArgumentParser(prog=f"python -m espnet_mamba.benchmark {command}", description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    if device is not None:
+        auto = "cuda" if torch.cuda.is_available() else "cpu"
+        p.add_argument("--device", default=auto if device == "auto" else device)
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    return p
+
+
+def print_rows(rows: List[dict], as_json: bool, title: str, headers: Sequence[str]) -> None:
+    """The rows as JSON, or the title over a table of ``headers``."""
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(title)
+    print(format_table(headers, [[r.get(h, "") for h in headers] for r in rows]))

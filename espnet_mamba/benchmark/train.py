@@ -7,14 +7,13 @@ ESPnet's CTC head and loss on random targets, then ``backward()``. Ratios are
 to ESPnet's transformer, measured in the same process.
 """
 
-import argparse
-import json
-
 import torch
 
-from espnet_mamba.benchmark.encoder import ENCODERS, FEATURE_DIM, FRAMES_PER_SECOND, build
+from espnet_mamba.asr.espnet_compat import CTC
+from espnet_mamba.benchmark.encoder import FRAMES_PER_SECOND
 from espnet_mamba.benchmark.memory import peak_memory_mb
-from espnet_mamba.benchmark.timing import format_table, median_seconds
+from espnet_mamba.benchmark.models import ENCODERS, FEATURE_DIM, build
+from espnet_mamba.benchmark.timing import command_parser, median_seconds, print_rows
 
 VOCAB = 300           # a BPE-sized output layer
 TOKENS_PER_SECOND = 3
@@ -33,13 +32,11 @@ def make_batch(batch: int, seconds: float, device, seed: int = 0):
 
 def run(seconds=10.0, batch=8, names=("mamba", "transformer", "conformer"), device="cpu",
         repeats=1, scale=1.0):
-    from espnet2.asr.ctc import CTC
-
     device = torch.device(device)
     feats, lens, targets, target_lens = make_batch(batch, seconds, device)
     rows = []
     for name in names:
-        encoder = build(name, scale).to(device).train()
+        encoder = build(ENCODERS, name, FEATURE_DIM, scale=scale).to(device).train()
         ctc = CTC(VOCAB, encoder.output_size()).to(device)
         params = sum(p.numel() for p in encoder.parameters())
 
@@ -63,24 +60,16 @@ def run(seconds=10.0, batch=8, names=("mamba", "transformer", "conformer"), devi
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m espnet_mamba.benchmark train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser("train", __doc__)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--encoders", nargs="+", default=["mamba", "transformer", "conformer"],
                    choices=list(ENCODERS))
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--scale", type=float, default=1.0, help="shrink models (for quick checks)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    rows = run(a.seconds, a.batch, a.encoders, a.device, a.repeats, a.scale)
-    if a.json:
-        print(json.dumps(rows, indent=2))
-        return
-    print(f"training step (forward + backward, CTC loss), {a.device}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; first step includes warm-up (peak memory), "
-          f"median of {a.repeats} after it")
-    headers = ["encoder", "params_M", "batch", "audio_s", "step_s", "peak_mem_MB",
-               "speedup_vs_transformer"]
-    print(format_table(headers, [[r.get(h, "") for h in headers] for r in rows]))
+    print_rows(run(a.seconds, a.batch, a.encoders, a.device, a.repeats, a.scale), a.json,
+               f"training step (forward + backward, CTC loss), {a.device}, torch {torch.__version__}, "
+               f"{torch.get_num_threads()} threads; first step includes warm-up (peak memory), "
+               f"median of {a.repeats} after it",
+               ["encoder", "params_M", "batch", "audio_s", "step_s", "peak_mem_MB", "speedup_vs_transformer"])
