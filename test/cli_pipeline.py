@@ -107,12 +107,21 @@ def decode(root: Path, exp: Path, model_file: str, out: Path, beam_size=2, ctc_w
 
 
 def copy_recipe(tmp: Path, name: str) -> Path:
-    """egs2/NAME/asr1 under tmp, its files linked to the project's, so runs write only to tmp."""
+    """egs2/NAME/asr1 under tmp, its files linked to the project's, so runs write only to tmp;
+    tmp/conf is the project's model zoo, where the recipe's ../../../conf/tuning paths lead."""
     recipe, template = ROOT / "egs2" / name / "asr1", ROOT / "egs2" / "TEMPLATE" / "asr1"
     r = tmp / "egs2" / name / "asr1"
     r.mkdir(parents=True)
-    for entry in ("asr.sh", "utils", "path.sh", "cmd.sh"):
+    for entry in ("asr.sh", "run_models.sh", "utils", "path.sh", "cmd.sh"):
         (r / entry).symlink_to(template / entry)
     for entry in ("run.sh", "conf", "local"):
         (r / entry).symlink_to(recipe / entry)
+    if not (tmp / "conf").exists():
+        (tmp / "conf").symlink_to(ROOT / "conf")
     return r
+
+
+def local_data(r: Path, *args) -> subprocess.CompletedProcess:
+    """The recipe's stage 1 script (local/data.sh ARGS) in the recipe copy r."""
+    return subprocess.run(["bash", "local/data.sh", *map(str, args)], cwd=r, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})

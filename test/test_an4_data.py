@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 import soundfile
 
+from cli_pipeline import copy_recipe
+from cli_pipeline import local_data as data_sh
+
 from espnet_mamba.recipe.corpora import an4
 from espnet_mamba.recipe.data_dir import read_table, validate
 
@@ -28,19 +31,7 @@ needs_an4 = pytest.mark.skipif(not (AN4 / "etc" / "an4_train.transcription").is_
 
 
 def recipe_copy(tmp: Path) -> Path:
-    """egs2/an4/asr1 under tmp: the engine's files and the recipe's local/ linked, data written to tmp."""
-    r = tmp / "egs2" / "an4" / "asr1"
-    r.mkdir(parents=True)
-    for name in ("asr.sh", "utils", "path.sh", "cmd.sh"):
-        (r / name).symlink_to(TEMPLATE / name)
-    for name in ("run.sh", "conf", "local"):
-        (r / name).symlink_to(RECIPE / name)
-    return r
-
-
-def data_sh(r: Path, *args):
-    return subprocess.run(["bash", "local/data.sh", *args], cwd=r, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return copy_recipe(tmp, "an4")
 
 
 def speakers(d: Path):
@@ -228,12 +219,8 @@ echo "${line}" >> calls.log
 @pytest.mark.parametrize("recipe,sets,nbpe", [("an4", ("train_nodev", "train_dev", "train_dev test"), "30"),
                                                ("mini_librispeech", ("train", "dev", "dev test"), "300")])
 def test_run_sh_trains_every_model_on_the_recipes_sets(tmp_path, recipe, sets, nbpe):
-    r = tmp_path / recipe
-    r.mkdir()
-    for name in ("utils", "path.sh", "cmd.sh"):
-        (r / name).symlink_to(TEMPLATE / name)
-    for name in ("run.sh", "conf", "local"):
-        (r / name).symlink_to(ROOT / "egs2" / recipe / "asr1" / name)
+    r = copy_recipe(tmp_path, recipe)
+    (r / "asr.sh").unlink()
     (r / "asr.sh").write_text(RECORDER)
     (r / "asr.sh").chmod(0o755)
     out = subprocess.run(["bash", "run.sh", "--stage", "12", "--stop_stage", "12", "--seeds", "0 1"],
@@ -247,29 +234,31 @@ def test_run_sh_trains_every_model_on_the_recipes_sets(tmp_path, recipe, sets, n
     for c in calls:
         assert (c["train_set"], c["valid_set"], c["test_sets"]) == sets
         assert (c["token_type"], c["nbpe"], c["speed_perturb_factors"]) == ("bpe", nbpe, "0.9 1.0 1.1")
-        assert Path(r / c["asr_config"]).is_file()
+        assert c["asr_config"] == "conf/train_schedule.yaml" and (r / c["asr_config"]).is_file()
+        model = c["asr_tag"].split("_")[2]
+        assert c["asr_model_config"] == f"../../../conf/tuning/m/train_asr_{model}.yaml"
+        assert (r / c["asr_model_config"]).resolve() == ROOT / "conf" / "tuning" / "m" / f"train_asr_{model}.yaml"
 
 
 @pytest.mark.parametrize("recipe", ["an4", "mini_librispeech"])
 def test_configs_are_matched_in_size_and_share_the_schedule(recipe):
     from espnet_mamba.recipe.model_size import count
 
-    conf = ROOT / "egs2" / recipe / "asr1" / "conf"
+    # one schedule for every model (the recipe's conf/train_schedule.yaml): only the zoo's model differs
+    schedule = ROOT / "egs2" / recipe / "asr1" / "conf" / "train_schedule.yaml"
     tokens = ["<blank>", "<unk>"] + [f"t{i}" for i in range(27)] + ["<sos/eos>"]
-    sizes = {c.stem: count(c, tokens) for c in sorted(conf.glob("train_asr_*.yaml"))}
+    zoo = sorted((ROOT / "conf" / "tuning" / "m").glob("train_asr_*.yaml"))
+    sizes = {c.stem: count(c, tokens, schedule) for c in zoo}
     assert set(sizes) == {f"train_asr_{m}" for m in ("mamba", "conmamba", "transformer", "conformer")}
     totals = [s["total"] for s in sizes.values()]
     encoders = [s["encoder"] for s in sizes.values()]
     assert max(totals) / min(totals) < 1.1 and max(encoders) / min(encoders) < 1.05, sizes
-    heads = {c.read_text().split("\nmodel:")[0].split("\nencoder:")[0].split("\n", 1)[1]
-             for c in conf.glob("train_asr_*.yaml")}
-    assert len(heads) == 1   # only the model differs
 
 
 @pytest.mark.parametrize("recipe", ["an4", "mini_librispeech"])
 def test_recipe_is_wired_to_the_engine(recipe):
     r = ROOT / "egs2" / recipe / "asr1"
-    for name in ("asr.sh", "utils", "path.sh", "cmd.sh"):
+    for name in ("asr.sh", "run_models.sh", "utils", "path.sh", "cmd.sh"):
         assert (r / name).resolve() == (TEMPLATE / name).resolve()
     assert os.access(r / "run.sh", os.X_OK) and os.access(r / "local" / "data.sh", os.X_OK)
     assert len((r / "README.md").read_text().splitlines()) <= 150

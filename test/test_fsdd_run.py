@@ -31,12 +31,17 @@ def run_with_recorder(tmp_path: Path, *args: str):
 def test_one_run_per_model_and_seed_each_in_its_own_exp_dir(tmp_path):
     out, calls = run_with_recorder(tmp_path, "--models", "mamba conmamba", "--seeds", "0 2", "--max_epoch", "3")
     assert out.returncode == 0, out.stderr
-    assert [(c["asr_config"], c["asr_tag"], c["asr_args"]) for c in calls] == [
-        ("conf/train_asr_mamba.yaml", "train_asr_mamba_word", "--max_epoch 3 --seed 0"),
-        ("conf/train_asr_conmamba.yaml", "train_asr_conmamba_word", "--max_epoch 3 --seed 0"),
-        ("conf/train_asr_mamba.yaml", "train_asr_mamba_word_seed2", "--max_epoch 3 --seed 2"),
-        ("conf/train_asr_conmamba.yaml", "train_asr_conmamba_word_seed2", "--max_epoch 3 --seed 2"),
+    zoo = "../../../conf/tuning/s"
+    assert [(c["asr_model_config"], c["asr_tag"], c["asr_args"]) for c in calls] == [
+        (f"{zoo}/train_asr_mamba.yaml", "train_asr_mamba_word", "--max_epoch 3 --seed 0"),
+        (f"{zoo}/train_asr_conmamba.yaml", "train_asr_conmamba_word", "--max_epoch 3 --seed 0"),
+        (f"{zoo}/train_asr_mamba.yaml", "train_asr_mamba_word_seed2", "--max_epoch 3 --seed 2"),
+        (f"{zoo}/train_asr_conmamba.yaml", "train_asr_conmamba_word_seed2", "--max_epoch 3 --seed 2"),
     ]
+    for c in calls:
+        assert c["asr_config"] == "conf/train_schedule.yaml" and c["test_sets"] == "test_george test_lucas"
+        assert c["local_data_opts"] == "--test_speakers george,lucas "   # stage 1's fingerprint as before
+        assert (c["token_type"], c["feats_normalize"]) == ("word", "utterance_mvn")
 
 
 def test_default_is_seed_0_in_the_plain_exp_dir(tmp_path):

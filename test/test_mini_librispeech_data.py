@@ -6,18 +6,19 @@ holding train-clean-5/ and SPEAKERS.TXT); skipped with a message otherwise.
 """
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import soundfile
+
+from cli_pipeline import copy_recipe
+from cli_pipeline import local_data as data_sh
 
 from espnet_mamba.recipe.corpora import mini_librispeech
 from espnet_mamba.recipe.corpora.download import CorpusError
 from espnet_mamba.recipe.data_dir import read_table, validate
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE = ROOT / "egs2" / "TEMPLATE" / "asr1"
 RECIPE = ROOT / "egs2" / "mini_librispeech" / "asr1"
 CORPUS = Path(os.environ.get("MINI_LIBRISPEECH_DIR",
                              ROOT.parent / "shared" / "data" / "mini_librispeech" / "LibriSpeech"))
@@ -30,18 +31,7 @@ pytestmark = pytest.mark.skipif(not (CORPUS / "train-clean-5").is_dir(),
 
 
 def recipe_copy(tmp: Path) -> Path:
-    r = tmp / "egs2" / "mini_librispeech" / "asr1"
-    r.mkdir(parents=True)
-    for name in ("asr.sh", "utils", "path.sh", "cmd.sh"):
-        (r / name).symlink_to(TEMPLATE / name)
-    for name in ("run.sh", "conf", "local"):
-        (r / name).symlink_to(RECIPE / name)
-    return r
-
-
-def data_sh(r: Path, *args):
-    return subprocess.run(["bash", "local/data.sh", *args], cwd=r, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return copy_recipe(tmp, "mini_librispeech")
 
 
 @pytest.fixture(scope="module")

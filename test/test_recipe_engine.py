@@ -5,6 +5,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "egs2" / "TEMPLATE" / "asr1"
@@ -30,7 +31,7 @@ def run_engine(recipe: Path, *extra: str) -> subprocess.CompletedProcess:
     args = ["bash", "asr.sh", "--train_set", "train", "--valid_set", "valid", "--test_sets", "test",
             "--token_type", "char", "--nj", "2", "--inference_nj", "2",
             "--asr_config", "conf/train.yaml", "--inference_config", "conf/decode.yaml",
-            "--inference_model", "valid.acc.best.pth",
+            "--inference_asr_model", "valid.acc.best.pth",
             "--asr_args", "--max_epoch 1 --num_workers 0 --batch_size 4", *extra]
     return subprocess.run(args, cwd=recipe, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -110,3 +111,36 @@ def test_training_killed_mid_way_resumes_with_stage_11(tmp_path):
     started = [int(n) for n in re.findall(r"(\d+)/3epoch started", (exp / "train.log").read_text())]
     assert started and min(started) >= 2, started
     assert (exp / "3epoch.pth").exists()
+
+
+def test_espnet_option_names_and_unsupported_lm_stages(tmp_path):
+    recipe = make_recipe(tmp_path)
+    # ESPnet's LM options and stages are refused by name, not ignored
+    for extra in (["--use_lm", "true"], ["--lm_config", "conf/lm.yaml"], ["--use_ngram", "true"],
+                  ["--stage", "6", "--stop_stage", "8"]):
+        out = run_engine(recipe, *extra)
+        assert out.returncode != 0 and "not supported yet" in out.stderr, (extra, out.stderr[-500:])
+    # --use_lm false (as ESPnet recipes pass it) and an LM option inside a value are fine; 16k is 16000
+    out = run_engine(recipe, "--use_lm", "false", "--inference_args", "--lm_weight 0", "--fs", "16k",
+                     "--stage", "2", "--stop_stage", "2")
+    assert out.returncode == 0 and "Stage 2: no --speed_perturb_factors" in out.stdout, out.stderr[-1000:]
+    out = run_engine(recipe, "--fs", "16kHz", "--stage", "2", "--stop_stage", "2")
+    assert out.returncode != 0 and "--fs 16kHz: expected a rate in Hz (16000) or kHz (16k)" in out.stderr
+    # the old name is gone, ESPnet's is the one
+    out = run_engine(recipe, "--inference_model", "valid.acc.best.pth")
+    assert out.returncode != 0 and "unknown option --inference_model" in out.stderr
+
+
+def test_zoo_model_and_schedule_are_merged_for_training(tmp_path):
+    recipe = make_recipe(tmp_path)
+    config = yaml.safe_load((recipe / "conf" / "train.yaml").read_text())
+    model_keys = ("model", "encoder", "encoder_conf", "decoder", "decoder_conf")
+    (recipe / "conf" / "schedule.yaml").write_text(yaml.safe_dump({k: v for k, v in config.items()
+                                                                   if k not in model_keys}))
+    (tmp_path / "zoo.yaml").write_text(yaml.safe_dump({k: config[k] for k in model_keys if k in config}))
+    # stage 10 fails without data, after the merged config was written where training reads it
+    out = run_engine(recipe, "--asr_config", "conf/schedule.yaml", "--asr_model_config", str(tmp_path / "zoo.yaml"),
+                     "--stage", "10", "--stop_stage", "10")
+    merged = recipe / "exp" / "asr_zoo_char" / "train_config.yaml"
+    assert merged.is_file(), out.stderr[-2000:]
+    assert yaml.safe_load(merged.read_text()) == config

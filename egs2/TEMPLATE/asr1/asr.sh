@@ -7,9 +7,13 @@
 #   3 format audio into dump/                  12 decoding
 #   4 filter short/long/empty utterances       13 scoring (WER/CER/TER, RESULTS.md)
 #   5 token list (bpe or char)                 14 pack the model
+#   (ESPnet's 6-9, language models: not supported yet; asked for, they are an error)
 #
-# Every stage can be rerun on its own (--stage N --stop-stage N); a stage whose
-# outputs are complete (a .done marker written last) is skipped.
+# Every stage can be rerun on its own (--stage N --stop-stage N). One "done" scheme:
+# a stage that makes a directory writes DIR/.done last, holding a fingerprint of the
+# options it was made with; with the same fingerprint the stage is skipped, otherwise the
+# marker is removed before the work starts, so a stage killed half-way is done again,
+# never taken for complete. Training (11) instead resumes from its last epoch.
 
 # The whole script is one { ... } block ending in `exit`: bash parses it completely
 # before running any of it, so editing or updating this file while a long training
@@ -30,7 +34,7 @@ num_nodes=1               # nodes for multi-node training (Slurm backend)
 gpu_inference=false
 dumpdir=dump
 expdir=exp
-fs=16000
+fs=16000                  # sampling rate of the dump: Hz, or ESPnet's form 16k
 min_wav_duration=0.1
 max_wav_duration=20
 skip_bad_utts=false       # true: stage 3 moves utterances with unusable audio to removed_utts and goes on
@@ -42,11 +46,12 @@ local_data_opts=""
 token_type=bpe            # bpe, char or word
 nbpe=5000
 bpemode=unigram
-asr_config=""
+asr_config=""             # training config; with --asr_model_config, the schedule only (all but the model)
+asr_model_config=""       # a model of the zoo (conf/tuning/SIZE/*.yaml at the project root), added to --asr_config
 asr_tag=""
 asr_args=""               # extra arguments for asr_train
 inference_config=""
-inference_model=valid.acc.ave.pth
+inference_asr_model=valid.acc.ave.pth
 inference_tag=""
 inference_args=""
 use_streaming=false       # true: stage 12 decodes chunk by chunk (espnet_mamba.bin.asr_inference_streaming; causal models)
@@ -54,6 +59,9 @@ streaming_chunk_ms=160    # with --use_streaming true: audio per call
 feats_normalize=global_mvn  # global_mvn (stage 10 statistics), utterance_mvn or none
 resume=true
 skip_packing=false
+use_lm=false              # ESPnet's LM switches, accepted as false only (see below)
+use_word_lm=false
+use_ngram=false
 
 help_message="Usage: $0 --train_set SET --valid_set SET --test_sets 'SET ...' --asr_config CONF [options]
 Options (defaults in brackets):
@@ -66,16 +74,32 @@ Options (defaults in brackets):
   --token_type bpe|char|word --nbpe N   [bpe 5000]
   --feats_normalize global_mvn|utterance_mvn|none   [global_mvn]
   --asr_config FILE --asr_tag TAG --asr_args 'ARGS'
-  --inference_config FILE --inference_model FILE --inference_args 'ARGS'
+  --asr_model_config FILE    a model of the zoo (conf/tuning/SIZE/); --asr_config then holds the
+                             schedule, and stages 10-11 train on the two merged into EXP/train_config.yaml
+  --inference_config FILE --inference_asr_model FILE --inference_args 'ARGS'
   --use_streaming BOOL       stage 12 decodes as a stream: chunks of --streaming_chunk_ms, carried
                              encoder state, partial CTC hypotheses, attention rescoring at the end
                              (causal models: bidirectional: none) [false]
   --streaming_chunk_ms MS    [160]
-  --dumpdir DIR --expdir DIR [dump exp]   --fs HZ [16000]
+  --dumpdir DIR --expdir DIR [dump exp]   --fs HZ (16000 or 16k) [16000]
   --min_wav_duration S --max_wav_duration S [0.1 20]
   --skip_bad_utts BOOL       stage 3: drop utterances whose audio is unusable (missing, empty,
                              undecodable, NaN/Inf, not mono) instead of stopping [false]
-Job launching is configured in cmd.sh (cmd_backend=local|slurm)."
+Job launching is configured in cmd.sh (cmd_backend=local|slurm).
+Language models (ESPnet's stages 6-9, --use_lm true, --lm_*, --use_ngram true, --ngram_*): not supported yet."
+
+# ESPnet's LM options would otherwise be "unknown option"s, or be accepted and ignored
+lm_unsupported() { die "$1: language models (ESPnet's asr.sh stages 6-9) are not supported yet; decode without one (lm_weight: 0 in --inference_config)"; }
+args=("$@")
+for (( i = 0; i + 1 < ${#args[@]}; i += 2 )); do   # option names only: values may mention --lm_weight
+  case "${args[i]}" in
+    --help|-h) break ;;
+    --use_lm|--use-lm|--use_ngram|--use-ngram|--use_word_lm|--use-word-lm)
+      [ "${args[i + 1]}" = false ] || lm_unsupported "${args[i]} ${args[i + 1]}" ;;
+    --lm_*|--lm-*|--ngram_*|--ngram-*|--inference_lm|--inference-lm|--inference_ngram|--inference-ngram|--word_vocab_size|--word-vocab-size)
+      lm_unsupported "${args[i]}" ;;
+  esac
+done
 
 . ./utils/parse_options.sh
 
@@ -87,6 +111,15 @@ Job launching is configured in cmd.sh (cmd_backend=local|slurm)."
 [ -n "${valid_set}" ] || die "--valid_set is required"
 [ -n "${asr_config}" ] || [ "${stop_stage}" -lt 10 ] || die "--asr_config is required for stages 10-14"
 [ -z "${asr_config}" ] || [ -f "${asr_config}" ] || die "--asr_config ${asr_config}: no such file"
+[ -z "${asr_model_config}" ] || [ -f "${asr_model_config}" ] || die "--asr_model_config ${asr_model_config}: no such file"
+case "${fs}" in
+  *[0-9]k) fs=$(awk -v f="${fs%k}" 'BEGIN { printf "%d", f * 1000 }') ;;   # ESPnet's 16k, 22.05k
+esac
+[[ "${fs}" =~ ^[1-9][0-9]*$ ]] || die "--fs ${fs}: expected a rate in Hz (16000) or kHz (16k)"
+# ESPnet's stages 6-9 build a language model: a range of nothing but them would otherwise do nothing
+if [ "${stage}" -ge 6 ] && [ "${stop_stage}" -le 9 ] && [ "${stage}" -le "${stop_stage}" ]; then
+  die "stages ${stage}-${stop_stage}: ESPnet's language-model stages (6-9) are not supported yet"
+fi
 
 if [ -n "${speed_perturb_factors}" ]; then
   train_sp=${train_set}_sp
@@ -107,47 +140,60 @@ fi
 token_list=${token_dir}/tokens.txt
 data_feats=${dumpdir}/raw
 if [ -z "${asr_tag}" ]; then
-  asr_tag=$(basename "${asr_config:-none}" .yaml)_${token_type}${token_suffix}
+  asr_tag=$(basename "${asr_model_config:-${asr_config:-none}}" .yaml)_${token_type}${token_suffix}
   if [ -n "${speed_perturb_factors}" ]; then asr_tag+=_sp; fi
 fi
 asr_exp=${expdir}/asr_${asr_tag}
+asr_train_config=${asr_config}
+if [ -n "${asr_model_config}" ]; then
+  asr_train_config=${asr_exp}/train_config.yaml
+  if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 10 ]; then
+    python3 -m espnet_mamba.recipe.config "${asr_config}" "${asr_model_config}" "${asr_train_config}"
+  fi
+fi
 asr_stats_dir=${expdir}/asr_stats_raw_${token_type}${token_suffix}
 case "${use_streaming}" in true|false) ;; *) die "--use_streaming must be true or false, got '${use_streaming}'";; esac
 if [ -z "${inference_tag}" ]; then
-  inference_tag=decode_$(basename "${inference_config:-default}" .yaml)_$(basename "${inference_model}" .pth)
+  inference_tag=decode_$(basename "${inference_config:-default}" .yaml)_$(basename "${inference_asr_model}" .pth)
   if [ "${use_streaming}" = true ]; then inference_tag+=_streaming${streaming_chunk_ms}ms; fi
 fi
-# a stage's output DIR is complete when DIR/.done exists and holds the same fingerprint (if one is given)
-done_marker() { [ -f "$1/.done" ] && [ "$(cat "$1/.done")" = "${2:-}" ]; }
+# the one "done" scheme (top of the file): is_done DIR [FINGERPRINT], start DIR, mark_done DIR [FINGERPRINT]
+is_done() { [ -f "$1/.done" ] && [ "$(cat "$1/.done")" = "${2:-}" ]; }
+start() { mkdir -p "$1"; rm -f "$1/.done"; }
 mark_done() { printf '%s' "${2:-}" > "$1/.done"; }
 
 # ---- 1: data preparation ----
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
-  # complete when it finished before with the same options (delete data/.stage1.done to redo)
-  if [ -f data/.stage1.done ] && [ "$(cat data/.stage1.done)" = "${local_data_opts}" ]; then
+  # the fingerprint is local/data.sh's options: other options can make other data in the same files
+  if is_done data "${local_data_opts}"; then
     log "Stage 1: data/ is complete (local/data.sh ${local_data_opts}), skipping"
   else
     log "Stage 1: data preparation (local/data.sh ${local_data_opts})"
+    start data
     # shellcheck disable=SC2086
     local/data.sh ${local_data_opts}
     for s in ${train_set} ${valid_set} ${test_sets}; do
       python3 -m espnet_mamba.recipe.data_dir validate "data/${s}" >/dev/null
     done
     # everything derived from data/ is stale now: later stages must redo it
-    find "${dumpdir}" "${expdir}" data/token_list -maxdepth 5 -name .done -delete 2>/dev/null || true
-    printf '%s' "${local_data_opts}" > data/.stage1.done
+    find "${dumpdir}" "${expdir}" data -mindepth 2 -maxdepth 5 -name .done -delete 2>/dev/null || true
+    mark_done data "${local_data_opts}"
   fi
 fi
 
 # ---- 2: speed perturbation ----
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
-  if [ -n "${speed_perturb_factors}" ]; then
+  if [ -z "${speed_perturb_factors}" ]; then
+    log "Stage 2: no --speed_perturb_factors, nothing to do"
+  elif is_done "data/${train_sp}" "${speed_perturb_factors}"; then
+    log "Stage 2: data/${train_sp} is complete, skipping"
+  else
     log "Stage 2: speed perturbation of data/${train_set} by ${speed_perturb_factors} -> data/${train_sp}"
+    rm -rf "data/${train_sp}"
     # shellcheck disable=SC2086
     python3 -m espnet_mamba.recipe.data_dir speed_perturb "data/${train_set}" "data/${train_sp}" \
       --factors ${speed_perturb_factors}
-  else
-    log "Stage 2: no --speed_perturb_factors, nothing to do"
+    mark_done "data/${train_sp}" "${speed_perturb_factors}"
   fi
 fi
 
@@ -156,7 +202,7 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
   for s in ${train_sp} ${valid_set} ${test_sets}; do
     out=${data_feats}/org/${s}
     [ "${s}" = "${train_sp}" ] || [ "${s}" = "${valid_set}" ] || out=${data_feats}/${s}
-    if done_marker "${out}"; then log "Stage 3: ${out} is complete, skipping"; continue; fi
+    if is_done "${out}"; then log "Stage 3: ${out} is complete, skipping"; continue; fi
     log "Stage 3: format data/${s} -> ${out} (fs=${fs}, nj=${nj})"
     rm -rf "${out}"
     python3 -m espnet_mamba.recipe.data_dir format "data/${s}" "${out}" --fs "${fs}" --nj "${nj}" \
@@ -169,7 +215,7 @@ fi
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
   for s in ${train_sp} ${valid_set}; do
     out=${data_feats}/${s}
-    if done_marker "${out}"; then log "Stage 4: ${out} is complete, skipping"; continue; fi
+    if is_done "${out}"; then log "Stage 4: ${out} is complete, skipping"; continue; fi
     log "Stage 4: drop utterances outside ${min_wav_duration}-${max_wav_duration} s or with empty text: ${s}"
     rm -rf "${out}"
     python3 -m espnet_mamba.recipe.data_dir filter "${data_feats}/org/${s}" "${out}" --fs "${fs}" \
@@ -180,25 +226,38 @@ fi
 
 # ---- 5: token list ----
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
-  if done_marker "${token_dir}"; then
+  if is_done "${token_dir}"; then
     log "Stage 5: ${token_list} is complete, skipping"
   else
     log "Stage 5: ${token_type} token list from ${data_feats}/${train_sp}/text -> ${token_list}"
+    start "${token_dir}"
     python3 -m espnet_mamba.recipe.tokens --text "${data_feats}/${train_sp}/text" \
       --token_type "${token_type}" --nbpe "${nbpe}" --bpemode "${bpemode}" --out_dir "${token_dir}"
     mark_done "${token_dir}"
   fi
 fi
 
+if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 6 ]; then
+  log "Stages 6-9 (language model): not supported yet, skipped (decoding uses no LM)"
+fi
+
+# what stages 10 and 11 both give asr_train: the data, the tokens and the text preprocessing
 common_opts="--use_preprocessor true --token_type ${token_type} --token_list ${token_list}
   --bpemodel ${bpemodel} --non_linguistic_symbols none --cleaner none --g2p none"
+data_opts=(
+  --train_data_path_and_name_and_type "${data_feats}/${train_sp}/wav.scp,speech,sound"
+  --train_data_path_and_name_and_type "${data_feats}/${train_sp}/text,text,text"
+  --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/wav.scp,speech,sound"
+  --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/text,text,text"
+)
 
 # ---- 10: statistics ----
 if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
-  if done_marker "${asr_stats_dir}"; then
+  if is_done "${asr_stats_dir}"; then
     log "Stage 10: ${asr_stats_dir} is complete, skipping"
   else
     log "Stage 10: collect feature statistics (${nj} jobs) -> ${asr_stats_dir}"
+    start "${asr_stats_dir}"
     logdir=${asr_stats_dir}/logdir
     mkdir -p "${logdir}"
     _nj=$(( $(wc -l < "${data_feats}/${valid_set}/wav.scp") < nj ? $(wc -l < "${data_feats}/${valid_set}/wav.scp") : nj ))
@@ -210,12 +269,8 @@ if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
     python3 -m espnet_mamba.recipe.split_scp "${data_feats}/${valid_set}/wav.scp" ${valid_split}
     # shellcheck disable=SC2086
     ${train_cmd} JOB=1:"${_nj}" "${logdir}/stats.JOB.log" \
-      python3 -m espnet_mamba.bin.asr_train --collect_stats true --config "${asr_config}" ${common_opts} \
-        --train_data_path_and_name_and_type "${data_feats}/${train_sp}/wav.scp,speech,sound" \
-        --train_data_path_and_name_and_type "${data_feats}/${train_sp}/text,text,text" \
-        --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/wav.scp,speech,sound" \
-        --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/text,text,text" \
-        --train_shape_file "${logdir}/train.JOB.scp" --valid_shape_file "${logdir}/valid.JOB.scp" \
+      python3 -m espnet_mamba.bin.asr_train --collect_stats true --config "${asr_train_config}" ${common_opts} \
+        "${data_opts[@]}" --train_shape_file "${logdir}/train.JOB.scp" --valid_shape_file "${logdir}/valid.JOB.scp" \
         --output_dir "${logdir}/stats.JOB" --ngpu 0 --num_workers 0 ${asr_args}
     inputs=""
     for n in $(seq "${_nj}"); do inputs+=" --input_dir ${logdir}/stats.${n}"; done
@@ -227,12 +282,12 @@ fi
 
 # ---- 11: training ----
 if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
-  log "Stage 11: training ${asr_config} -> ${asr_exp} (ngpu=${ngpu}, num_nodes=${num_nodes}, resume=${resume})"
+  log "Stage 11: training ${asr_train_config} -> ${asr_exp} (ngpu=${ngpu}, num_nodes=${num_nodes}, resume=${resume})"
   mkdir -p "${asr_exp}"
   # what a training was started on: resuming a checkpoint of other data would end at once and hand back
   # the old model as if it were new, so changed data is an error here, never a silent resume. The options
-  # (data/.stage1.done) count too: they can change the audio behind the same wav.scp paths
-  training_data_id=$( { cat data/.stage1.done 2>/dev/null; echo;
+  # (stage 1's fingerprint, data/.done) count too: they can change the audio behind the same wav.scp paths
+  training_data_id=$( { cat data/.done 2>/dev/null; echo;
                         cat "${data_feats}/${train_sp}/wav.scp" "${data_feats}/${train_sp}/text" \
                             "${data_feats}/${valid_set}/wav.scp" "${data_feats}/${valid_set}/text" \
                             "${asr_stats_dir}/train/speech_shape" "${token_list}"; } | cksum)
@@ -253,12 +308,8 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
   python3 -m espnet2.bin.launch --cmd "${cuda_cmd}" --log "${asr_exp}/train.log" \
     --ngpu "${ngpu}" --num_nodes "${num_nodes}" --init_file_prefix "${asr_exp}/.dist_init_" \
     --multiprocessing_distributed true -- \
-    python3 -m espnet_mamba.bin.asr_train --config "${asr_config}" ${common_opts} ${normalize_opts} \
-      --train_data_path_and_name_and_type "${data_feats}/${train_sp}/wav.scp,speech,sound" \
-      --train_data_path_and_name_and_type "${data_feats}/${train_sp}/text,text,text" \
-      --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/wav.scp,speech,sound" \
-      --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/text,text,text" \
-      --train_shape_file "${asr_stats_dir}/train/speech_shape" \
+    python3 -m espnet_mamba.bin.asr_train --config "${asr_train_config}" ${common_opts} ${normalize_opts} \
+      "${data_opts[@]}" --train_shape_file "${asr_stats_dir}/train/speech_shape" \
       --train_shape_file "${asr_stats_dir}/train/text_shape${shape_suffix}" \
       --valid_shape_file "${asr_stats_dir}/valid/speech_shape" \
       --valid_shape_file "${asr_stats_dir}/valid/text_shape${shape_suffix}" \
@@ -269,7 +320,7 @@ fi
 
 # ---- 12: decoding ----
 if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
-  [ -f "${asr_exp}/${inference_model}" ] || die "${asr_exp}/${inference_model} not found: did stage 11 finish?"
+  [ -f "${asr_exp}/${inference_asr_model}" ] || die "${asr_exp}/${inference_asr_model} not found: did stage 11 finish?"
   _ngpu=$([ "${gpu_inference}" = true ] && echo 1 || echo 0)
   # what a decoding depends on: a changed decoding config, --inference_args or model means decoding again
   if [ "${use_streaming}" = true ]; then
@@ -281,12 +332,13 @@ if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
   fi
   decoding_id=$( { [ -z "${inference_config}" ] || cat "${inference_config}"; echo "${inference_args}";
                    echo "${inference_module} ${streaming_opts}";
-                   cat "${asr_exp}/${inference_model}"; } | cksum)
+                   cat "${asr_exp}/${inference_asr_model}"; } | cksum)
   for s in ${test_sets}; do
     dir=${asr_exp}/${inference_tag}/${s}
-    if done_marker "${dir}" "${decoding_id}"; then log "Stage 12: ${dir} is complete, skipping"; continue; fi
+    if is_done "${dir}" "${decoding_id}"; then log "Stage 12: ${dir} is complete, skipping"; continue; fi
     [ ! -f "${dir}/.done" ] || log "Stage 12: ${dir} was decoded with another model or other options; decoding again"
     log "Stage 12: decoding ${s} (${inference_nj} jobs) -> ${dir}"
+    start "${dir}"
     # scores of an earlier decoding would otherwise outlive it and be reported until stage 13 reruns
     rm -rf "${dir}"/score_*
     logdir=${dir}/logdir
@@ -304,7 +356,7 @@ if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
       python3 -m "${inference_module}" --batch_size 1 --ngpu "${_ngpu}" ${config_opt} ${streaming_opts} \
         --data_path_and_name_and_type "${data_feats}/${s}/wav.scp,speech,sound" \
         --key_file "${logdir}/keys.JOB.scp" --asr_train_config "${asr_exp}/config.yaml" \
-        --asr_model_file "${asr_exp}/${inference_model}" --output_dir "${logdir}/output.JOB" \
+        --asr_model_file "${asr_exp}/${inference_asr_model}" --output_dir "${logdir}/output.JOB" \
         ${inference_args} \
       || die "decoding ${s} failed; see ${logdir}/asr_inference.*.log"
     for f in text token token_int score; do
@@ -345,7 +397,7 @@ if [ "${stage}" -le 14 ] && [ "${stop_stage}" -ge 14 ] && [ "${skip_packing}" = 
   if [ "${token_type}" = bpe ]; then options+=" --option ${bpemodel}"; fi
   # shellcheck disable=SC2086
   python3 -m espnet2.bin.pack asr --asr_train_config "${asr_exp}/config.yaml" \
-    --asr_model_file "${asr_exp}/${inference_model}" ${options} --outpath "${asr_exp}/asr_model.zip"
+    --asr_model_file "${asr_exp}/${inference_asr_model}" ${options} --outpath "${asr_exp}/asr_model.zip"
 fi
 
 log "Successfully finished stages ${stage}-${stop_stage}"

@@ -1,15 +1,11 @@
 #!/usr/bin/env bash
-# LibriSpeech 100 h (train-clean-100), what most papers compare on. Swap models with
-#   ./run.sh --asr_config conf/tuning/train_asr_conformer.yaml
+# LibriSpeech 100 h (train-clean-100), what most papers compare on: the 960 h recipe's run.sh, run
+# here (this directory's data/, dump/, exp/, conf/) on train_clean_100 with ESPnet's librispeech_100
+# schedule (conf/train_schedule.yaml) and the zoo's models of that size (../../../conf/tuning/l).
+# Swap models with
+#   ./run.sh --asr_model_config ../../../conf/tuning/l/train_asr_conformer.yaml
 set -euo pipefail
-./asr.sh \
-    --train_set train_clean_100 --valid_set dev \
-    --test_sets "test_clean test_other dev_clean dev_other" \
-    --token_type bpe --nbpe 5000 \
-    --speed_perturb_factors "0.9 1.0 1.1" \
-    --max_wav_duration 30 \
-    --asr_config conf/tuning/train_asr_mamba.yaml \
-    --inference_config conf/decode_asr.yaml \
-    --inference_model valid.acc.ave.pth \
-    --local_data_opts "${local_data_opts:-}" \
+../../librispeech/asr1/run.sh \
+    --train_set train_clean_100 \
+    --asr_model_config ../../../conf/tuning/l/train_asr_mamba.yaml \
     "$@"
