@@ -33,7 +33,7 @@ BOUND = 50.0
 
 pytestmark = pytest.mark.slow
 
-TINY = """# a tiny model for the reduced end-to-end test only
+SCHEDULE = """# the schedule of the tiny model of the reduced end-to-end test
 batch_type: folded
 batch_size: 16
 max_epoch: 12
@@ -60,6 +60,8 @@ frontend_conf:
 model_conf:
     ctc_weight: 0.5
     lsm_weight: 0.1
+"""
+TINY = """# a tiny model for the reduced end-to-end test only
 model: espnet_mamba
 encoder: mamba
 encoder_conf:
@@ -92,16 +94,18 @@ def test_reduced_an4_recipe_learns_from_the_audio(tmp_path):
         pytest.skip(f"AN4 not found at {AN4} (set AN4_ROOT to run this test)")
     r = tmp_path / "egs2" / "an4" / "asr1"
     r.mkdir(parents=True)
-    for name in ("asr.sh", "utils", "path.sh", "cmd.sh"):
+    for name in ("asr.sh", "run_models.sh", "utils", "path.sh", "cmd.sh"):
         (r / name).symlink_to(TEMPLATE / name)
     for name in ("run.sh", "local"):
         (r / name).symlink_to(RECIPE / name)
     conf = tmp_path / "conf"
     conf.mkdir()
     (conf / "train_asr_tiny.yaml").write_text(TINY)
+    (conf / "train_schedule.yaml").write_text(SCHEDULE)
     (conf / "decode_ci.yaml").write_text(DECODE)
     start = time.time()
-    out = subprocess.run(["bash", "run.sh", "--models", "tiny", "--conf_dir", str(conf),
+    out = subprocess.run(["bash", "run.sh", "--models", "tiny", "--model_dir", str(conf),
+                          "--asr_config", str(conf / "train_schedule.yaml"),
                           "--inference_config", str(conf / "decode_ci.yaml"), "--max_epoch", str(MAX_EPOCH),
                           "--local_data_opts", f"--an4_root {AN4} --max_words 1"],
                          cwd=r, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})

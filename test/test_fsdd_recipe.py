@@ -37,7 +37,7 @@ def test_reduced_recipe_learns_unseen_speakers(tmp_path):
                           str(REDUCED["max_epoch"]), "--local_data_opts", data_opts, "--stop_stage", "13"],
                          cwd=r, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
-    assert "conf/train_asr_mamba.yaml" in out.stdout.split("Stage 1:")[0]  # sizes printed first
+    assert "conf/tuning/s/train_asr_mamba.yaml" in out.stdout.split("Stage 1:")[0]  # sizes printed first
     rates = {model: {spk: wer(r / "exp" / f"asr_train_asr_{model}_word", f"test_{spk}")
                      for spk in ("george", "lucas")}
              for model in ("mamba", "transformer")}
