@@ -30,7 +30,7 @@ for model in ${models} ${streaming_models}; do
     --train_set train --valid_set valid --test_sets test \
     --token_type char --nj 2 --inference_nj 2 --min_wav_duration 0.3 \
     --asr_config "conf/train_asr_${model}.yaml" --inference_config conf/decode_asr.yaml \
-    --inference_model valid.acc.ave.pth \
+    --inference_asr_model valid.acc.ave.pth \
     --local_data_opts "--n_train ${n_train} --n_valid ${n_valid} --n_test ${n_test}" \
     --asr_args "--max_epoch ${max_epoch}" --use_streaming "${streaming}"
   exps+=" exp/asr_train_asr_${model}_char"
