@@ -44,7 +44,8 @@ def test_streaming_configs_build_match_in_size_and_stream():
 
 def test_compare_table_adds_streaming_columns(tmp_path):
     """compare reads stage 12's streaming_chunk_ms (asr.sh --use_streaming true): pooled p50/p95
-    over every chunk of every utterance, compute-only RTF; tables without streaming stay as they were."""
+    over every chunk but the last of every utterance, the last chunks' median apart
+    (streaming_final_ms), compute-only RTF over all; tables without streaming stay as they were."""
     from test_compare import make_exp
 
     from espnet_mamba import compare
@@ -55,14 +56,16 @@ def test_compare_table_adds_streaming_columns(tmp_path):
     (test / "streaming_chunk_ms").write_text(
         "u1 " + " ".join(str(v) for v in range(1, 11)) + " 500\n"
         "u2 " + " ".join(str(v) for v in range(11, 21)) + " 900\n")
+    (test / "streaming_final_ms").write_text("u1 40\nu2 60\n")
     offline = make_exp(tmp_path, "asr_mamba", 15.0)
     stats = compare.streaming_stats(test)
     assert stats["stream_p50_ms"] in (11.0, 12.0) and stats["stream_p95_ms"] == 500.0
-    assert abs(stats["stream_rtf"] - (210 + 1400) / 1000 / 100) < 1e-9
+    assert stats["stream_final_p50_ms"] == 60.0
+    assert abs(stats["stream_rtf"] - (210 + 1400 + 100) / 1000 / 100) < 1e-9
     table = compare.markdown([compare.summarise(stream), compare.summarise(offline)])
-    assert "chunk p50 ms | chunk p95 ms | stream RTF |" in table
-    assert "| 0.500 | 11.0 | 500.0 | 0.016 |" in table or "| 0.500 | 12.0 | 500.0 | 0.016 |" in table
-    assert table.splitlines()[-1].endswith("| 0.500 | - | - | - |")
+    assert "chunk p50 ms | chunk p95 ms | final chunk ms | stream RTF |" in table
+    assert "| 0.500 | 11.0 | 500.0 | 60.0 | 0.017 |" in table or "| 0.500 | 12.0 | 500.0 | 60.0 | 0.017 |" in table
+    assert table.splitlines()[-1].endswith("| 0.500 | - | - | - | - |")
     assert "chunk p50" not in compare.markdown([compare.summarise(offline)])
 
 

@@ -127,11 +127,33 @@ def test_partial_results_after_every_chunk(exp):
         assert all(abs(r[3].score - s) < 1e-3 for r, (_, s) in zip(res, ref))
 
 
+@pytest.mark.parametrize("seconds,seed", [(1.5, 11), (2.2, 12)])
+def test_final_beam_search_equals_espnet_offline_joint_decoding(exp, seconds, seed):
+    """final_search beam (the default), ctc_weight 0.3: the stream's final n-best equals ESPnet's
+    offline Speech2Text (joint CTC/attention beam search) on the same causal model, tokens and
+    scores, for several chunkings; the partial results before it are the CTC prefix search's."""
+    from espnet2.bin.asr_inference import Speech2Text
+
+    x = speech(seconds, seed=seed)
+    options = dict(ctc_weight=0.3, beam_size=4, nbest=3, penalty=0.2)
+    ref = Speech2Text(exp / "config.yaml", exp / "valid.acc.ave.pth", **options)(x)
+    ref = ref[0] if isinstance(ref, tuple) else ref
+    assert len(ref) == 3 and all(r[2] for r in ref)     # three non-empty hypotheses to compare
+    s2t = streaming(exp, **options)
+    for sizes in (fixed(x.numel(), 2560), random_sizes(x.numel(), seed)):
+        results = run(s2t, x, sizes)
+        got = results[-1]
+        assert [r[2] for r in got] == [r[2] for r in ref]
+        for g, r in zip(got, ref):
+            assert abs(g[3].score - float(r[3].score)) < 1e-3
+        assert all(set(r[3].scores) == {"ctc"} for res in results[:-1] for r in res)
+
+
 def test_joint_rescoring_scores(exp):
-    """ctc_weight 0.3: each final hypothesis' score = 0.3 exact CTC + 0.7 attention decoder
-    (ESPnet's ScorerInterface: init_state/score stepped token by token) + penalty (len+1),
-    and the list is sorted by it."""
-    s2t = streaming(exp, ctc_weight=0.3, beam_size=5, nbest=5, penalty=0.5)
+    """final_search rescore, ctc_weight 0.3: each final hypothesis' score = 0.3 exact CTC + 0.7
+    attention decoder (ESPnet's ScorerInterface: init_state/score stepped token by token) +
+    penalty (len+1), and the list is sorted by it."""
+    s2t = streaming(exp, ctc_weight=0.3, beam_size=5, nbest=5, penalty=0.5, final_search="rescore")
     model = s2t.asr_model
     x = speech(1.6, seed=6)
     logp, enc = offline_logp(model, x)
@@ -166,6 +188,8 @@ def test_bad_input_and_reuse(exp):
         s2t(bad, is_final=True)
     # after a failed final call the next stream starts clean
     assert run(s2t, x, fixed(x.numel(), 3000))[-1][0][2] == run(s2t, x, [x.numel()])[-1][0][2]
+    with pytest.raises(ValueError, match="final_search"):
+        streaming(exp, final_search="attention")
 
 
 def test_bidirectional_model_is_refused(tmp_path):
@@ -206,7 +230,9 @@ def test_cli_writes_what_speech2text_streaming_returns(exp, tmp_path):
     assert latency[0] == "u0" and int(latency[4]) == 7                    # 17600 samples: 7 chunks
     assert (out / "streaming/rtf").exists() and (out / "1best_recog/text").exists()
     chunk_ms = (out / "streaming/chunk_ms").read_text().splitlines()[0].split()
-    assert chunk_ms[0] == "u0" and len(chunk_ms) == 1 + 7
+    assert chunk_ms[0] == "u0" and len(chunk_ms) == 1 + 6                  # all but the last chunk
+    final_ms = (out / "streaming/final_ms").read_text().splitlines()[0].split()
+    assert final_ms[0] == "u0" and len(final_ms) == 2
 
 
 @pytest.mark.slow
@@ -254,6 +280,7 @@ def test_recipe_stage_12_decodes_as_a_stream(exp, tmp_path):
     assert [line.strip() for line in (dec / "token_int").read_text().splitlines()] == want
     assert len((dec / "streaming_latency").read_text().splitlines()) == 2
     assert len((dec / "streaming_chunk_ms").read_text().splitlines()) == 2
+    assert len((dec / "streaming_final_ms").read_text().splitlines()) == 2
     bad = subprocess.run(["bash", "asr.sh", "--stage", "12", "--stop-stage", "12", "--train_set", "t",
                           "--valid_set", "v", "--asr_config", "conf/train.yaml", "--use_streaming", "yes"],
                          cwd=recipe, capture_output=True, text=True)

@@ -55,6 +55,7 @@ def _load(path: str, *names):
 (BeamSearch, Hypothesis) = _load("beam_search", "BeamSearch", "Hypothesis")
 (BatchBeamSearch,) = _load("batch_beam_search", "BatchBeamSearch")
 (CTCPrefixScorer,) = _load("scorers.ctc", "CTCPrefixScorer")
+(LengthBonus,) = _load("scorers.length_bonus", "LengthBonus")
 
 # name -> candidate modules, newest ESPnet first; imported on first use (see the docstring)
 _LAZY = {

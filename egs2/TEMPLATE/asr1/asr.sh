@@ -365,8 +365,9 @@ if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
       done | sort -k1,1 > "${dir}/${f}"
     done
     if [ "${use_streaming}" = true ]; then
-      # per utterance: compute time per chunk (ms: p50 p95 max, chunks), real-time factor, every chunk's ms
-      for f in latency rtf chunk_ms; do
+      # per utterance: compute time per chunk (ms: p50 p95 max, chunks), real-time factor, the ms of
+      # every chunk but the last, the last chunk's ms (it runs the end-of-stream search)
+      for f in latency rtf chunk_ms final_ms; do
         cat "${logdir}"/output.*/streaming/"${f}" 2>/dev/null | sort -k1,1 > "${dir}/streaming_${f}" || true
       done
     fi
