@@ -22,6 +22,21 @@ def test_local_jobs_logs_and_failure_report(tmp_path):
     assert "2 of 4 jobs failed (first: job 1, exit 1)" in bad.stderr and "oops-1" in bad.stderr
 
 
+def test_local_jobs_share_the_cpus(tmp_path):
+    """Jobs that run at once get OMP_NUM_THREADS = CPUs // jobs (>= 1, <= a set OMP_NUM_THREADS);
+    one job keeps the caller's setting."""
+    cpus = len(os.sched_getaffinity(0))
+    out = launch(["JOB=1:2", str(tmp_path / "t.JOB.log"), "echo threads=$OMP_NUM_THREADS"],
+                 env={"OMP_NUM_THREADS": "64"})
+    assert out.returncode == 0
+    for j in (1, 2):
+        assert f"threads={max(1, cpus // 2)}" in (tmp_path / f"t.{j}.log").read_text()
+    launch(["JOB=1:2", str(tmp_path / "u.JOB.log"), "echo threads=$OMP_NUM_THREADS"], env={"OMP_NUM_THREADS": "1"})
+    assert "threads=1" in (tmp_path / "u.1.log").read_text()
+    launch(["JOB=1:1", str(tmp_path / "v.JOB.log"), "echo threads=$OMP_NUM_THREADS"], env={"OMP_NUM_THREADS": "7"})
+    assert "threads=7" in (tmp_path / "v.1.log").read_text()
+
+
 def test_slurm_backend_submits_one_blocking_sbatch_per_job(tmp_path):
     bindir = tmp_path / "bin"
     bindir.mkdir()
