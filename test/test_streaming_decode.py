@@ -14,7 +14,7 @@ from test_streaming import _one_thread, causal_config, fixed, random_sizes, spee
 from transcribe_model import build_random_model
 
 FS = 16000
-ROOT_CONF = Path(__file__).resolve().parents[1] / "egs2" / "synth_commands" / "asr1" / "conf"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -330,7 +330,10 @@ def test_cli_decodes_espnet_contextual_block_models_with_espnet(tmp_path):
     from espnet_mamba.benchmark.models import write_random_model
     from espnet_mamba.bin.asr_inference_streaming import main
 
-    config = yaml.safe_load((ROOT_CONF / "train_asr_contextual_block_transformer.yaml").read_text())
+    from espnet_mamba.recipe.config import merge
+
+    config = yaml.safe_load(merge(ROOT / "egs2/synth_commands/asr1/conf/train_schedule.yaml",
+                                  ROOT / "conf/tuning/demo/train_asr_contextual_block_transformer.yaml"))
     config["encoder_conf"].update(output_size=32, linear_units=64, num_blocks=1, attention_heads=2)
     config["decoder_conf"].update(linear_units=64, num_blocks=1, attention_heads=2)
     exp = write_random_model(tmp_path / "cbt", config)

@@ -16,7 +16,7 @@
    Mamba decoder and ESPnet's Transformer decoder at hypothesis lengths 10,
    100, 300 (``benchmark decoder``'s models).
 5. demo_training: 200 training steps of the demo's Mamba model
-   (egs2/synth_commands/asr1/conf/train_asr_mamba.yaml) on generated tone
+   (conf/tuning/demo/train_asr_mamba.yaml on egs2/synth_commands' schedule) on generated tone
    "letters" under bf16 and under fp16 (GradScaler) autocast. Target: every
    loss finite, and the loss falls.
 
@@ -30,6 +30,7 @@ import math
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,7 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 from espnet_mamba.benchmark.timing import median_seconds, sync  # noqa: E402
 
-DEMO_CONFIG = ROOT / "egs2/synth_commands/asr1/conf/train_asr_mamba.yaml"
+DEMO_SCHEDULE = ROOT / "egs2/synth_commands/asr1/conf/train_schedule.yaml"
+DEMO_MODEL = ROOT / "conf/tuning/demo/train_asr_mamba.yaml"
 TOKENS = ["<blank>", "<unk>", "<space>", "a", "b", "c", "<sos/eos>"]
 TONES_HZ = {"a": 440.0, "b": 660.0, "c": 990.0}
 
@@ -215,13 +217,16 @@ def tone_batch(batch, generator, fs=16000):
 
 def demo_training_rows(device, quick):
     from espnet_mamba.asr.espnet_compat import ASRTask
+    from espnet_mamba.recipe.config import merged_file
 
     steps = 3 if quick else 200
     dtypes = [torch.bfloat16] + ([torch.float16] if device.type == "cuda" else [])
     rows = []
     for dtype in dtypes:
         torch.manual_seed(0)
-        args = ASRTask.get_parser().parse_args(["--config", str(DEMO_CONFIG)])
+        with tempfile.TemporaryDirectory() as tmp:
+            config = merged_file(DEMO_SCHEDULE, DEMO_MODEL, Path(tmp))
+            args = ASRTask.get_parser().parse_args(["--config", str(config)])
         args.token_list = TOKENS
         model = ASRTask.build_model(args).to(device).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

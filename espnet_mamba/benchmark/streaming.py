@@ -31,7 +31,7 @@ from espnet_mamba.benchmark.memory import peak_memory_mb
 from espnet_mamba.benchmark.models import FS, write_random_model
 from espnet_mamba.benchmark.timing import command_parser, format_table
 
-# the demo's model (egs2/synth_commands/asr1/conf/train_asr_mamba.yaml), causal
+# the demo's model (conf/tuning/demo/train_asr_mamba.yaml), causal
 DEMO_MODEL = dict(
     frontend_conf=dict(n_fft=512, win_length=400, hop_length=160, n_mels=40),
     model="espnet_mamba", model_conf=dict(ctc_weight=0.3, lsm_weight=0.1),

@@ -47,6 +47,11 @@ def write_merged(schedule: Path, model: Path, out: Path) -> Path:
     return Path(out)
 
 
+def merged_file(schedule: Path, model: Path, directory: Path) -> Path:
+    """The merged config written to ``directory/<model file name>``, for code that reads one file."""
+    return write_merged(schedule, model, Path(directory) / Path(model).name)
+
+
 def main(argv=None) -> int:
     from espnet_mamba.recipe.cli import run_reporting
 

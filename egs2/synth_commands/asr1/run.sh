@@ -17,8 +17,9 @@ n_valid=40
 n_test=80
 max_epoch=10
 models="mamba transformer"
-streaming_models=""       # e.g. "mamba_streaming contextual_block_transformer" (conf/train_asr_<name>.yaml)
-help_message="Usage: $0 [--stage N] [--stop_stage N] [--n_train N] [--n_valid N] [--n_test N] [--max_epoch N] [--models 'mamba transformer'] [--streaming_models 'mamba_streaming contextual_block_transformer']"
+streaming_models=""       # e.g. "mamba_streaming contextual_block_transformer"
+model_dir=../../../conf/tuning/demo   # the models (train_asr_<name>.yaml); conf/train_schedule.yaml the rest
+help_message="Usage: $0 [--stage N] [--stop_stage N] [--n_train N] [--n_valid N] [--n_test N] [--max_epoch N] [--models 'mamba transformer'] [--streaming_models 'mamba_streaming contextual_block_transformer'] [--model_dir DIR]"
 . ./utils/parse_options.sh
 
 exps=""
@@ -29,7 +30,8 @@ for model in ${models} ${streaming_models}; do
   ./asr.sh --stage "${stage}" --stop_stage "${stop_stage}" \
     --train_set train --valid_set valid --test_sets test \
     --token_type char --nj 2 --inference_nj 2 --min_wav_duration 0.3 \
-    --asr_config "conf/train_asr_${model}.yaml" --inference_config conf/decode_asr.yaml \
+    --asr_config conf/train_schedule.yaml --asr_model_config "${model_dir}/train_asr_${model}.yaml" \
+    --inference_config conf/decode_asr.yaml \
     --inference_asr_model valid.acc.ave.pth \
     --local_data_opts "--n_train ${n_train} --n_valid ${n_valid} --n_test ${n_test}" \
     --asr_args "--max_epoch ${max_epoch}" --use_streaming "${streaming}"
