@@ -19,8 +19,7 @@ from espnet_mamba.recipe.config import write_merged
 
 def count(config: Path, token_list: Optional[List[str]] = None,
           schedule: Optional[Path] = None) -> Dict[str, float]:
-    import espnet_mamba  # noqa: F401 - registers the Mamba classes with ESPnet
-    from espnet2.tasks.asr import ASRTask
+    from espnet_mamba.asr.espnet_compat import ASRTask   # importing the package registers our classes
 
     if schedule is not None:
         with tempfile.TemporaryDirectory() as tmp:

@@ -16,7 +16,8 @@ from espnet_mamba.recipe.score import COLUMNS, markdown_row
 
 
 def environment() -> str:
-    import espnet
+    from importlib.metadata import version
+
     import torch
 
     import espnet_mamba
@@ -25,7 +26,7 @@ def environment() -> str:
         "## Environments",
         f"- date: `{datetime.datetime.now():%a %b %d %H:%M:%S %Y}`",
         f"- python version: `{platform.python_version()}`",
-        f"- espnet version: `espnet {espnet.__version__}`",
+        f"- espnet version: `espnet {version('espnet')}`",
         f"- espnet_mamba version: `{espnet_mamba.__version__}`",
         f"- pytorch version: `pytorch {torch.__version__}`",
     ])
