@@ -35,15 +35,6 @@ from pathlib import Path
 import numpy as np
 
 
-def read_table(path: Path) -> dict:
-    out = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            key, _, value = line.partition(" ")
-            out[key] = value.strip()
-    return out
-
-
 def speech_span(samples: np.ndarray, fs: int, floor_db: float = -35.0):
     """(start, end) in seconds of the frames within ``floor_db`` of the loudest 10 ms frame."""
     hop = fs // 100
@@ -114,9 +105,10 @@ def main(argv=None) -> int:
 
     import soundfile
 
+    from espnet_mamba.recipe.data_dir import read_table
     from espnet_mamba.transcribe import Transcriber
 
-    wav, text = read_table(a.data_dir / "wav.scp"), read_table(a.data_dir / "text")
+    wav, text = read_table(a.data_dir / "wav.scp"), read_table(a.data_dir / "text", allow_empty_value=True)
     tr = Transcriber(a.model, beam_size=a.beam_size, ctc_weight=a.ctc_weight, device="cpu")
     audio = {}
     for u, path in wav.items():
