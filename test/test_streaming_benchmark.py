@@ -35,9 +35,34 @@ def test_streaming_benchmark_smoke(tmp_path):
         ("ctc only", 0.01), ("ctc only", 0.02),
         ("ctc + attention rescoring", 0.01), ("ctc + attention rescoring", 0.02)]
     assert all(r["peak_mb"] >= 0 and r["rtf"] > 0 for r in memory)
+    # the whole process holds at least the model and torch, and the rise is part of it
+    assert all(r["process_peak_mb"] > max(r["peak_mb"], 50) for r in memory)
+    assert all(isinstance(r["tokens"], int) and r["tokens"] >= 0 for r in memory)
 
 
 def test_streaming_benchmark_is_a_command():
     from espnet_mamba.benchmark.__main__ import COMMANDS
 
     assert COMMANDS["streaming"] == "espnet_mamba.benchmark.streaming"
+
+
+def test_long_stream_repeats_the_recording_chunk_by_chunk():
+    """The memory rows stream a short recording repeated to the length: the chunks handed to the
+    decoder are exactly the recording tiled (numpy's resize repeats cyclically), the last is final."""
+    import numpy as np
+
+    from espnet_mamba.benchmark.streaming import _stream
+
+    seen = []
+
+    def fake_s2t(piece, is_final):
+        seen.append((piece.copy(), is_final))
+        return [("", [], list(range(3)), None)]
+
+    x = np.arange(7, dtype=np.float32)
+    _, _, result = _stream(fake_s2t, x, chunk=3, total=20)
+    np.testing.assert_array_equal(np.concatenate([p for p, _ in seen]), np.resize(x, 20))
+    assert [len(p) for p, _ in seen] == [3, 3, 3, 3, 3, 3, 2]
+    assert [f for _, f in seen] == [False] * 6 + [True]
+    _stream(fake_s2t, x, chunk=4)              # default: x once
+    assert np.concatenate([p for p, _ in seen[7:]]).tolist() == x.tolist()

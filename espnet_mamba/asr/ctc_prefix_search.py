@@ -119,6 +119,8 @@ class CTCPrefixBeamSearch:
 
     def nbest(self, n: Optional[int] = None) -> List[Tuple[List[int], float]]:
         """[(tokens, log p(tokens | frames so far)), ...], best first."""
-        ranked = sorted(((self.committed + list(p), log_add(pb, pnb)) for p, (pb, pnb) in self.beam.items()),
+        ranked = sorted(((p, log_add(pb, pnb)) for p, (pb, pnb) in self.beam.items()),
                         key=lambda item: item[1], reverse=True)
-        return ranked if n is None else ranked[:n]
+        # only the returned prefixes are joined to the committed tokens: a partial result after
+        # every chunk then copies the transcript once, not once per hypothesis in the beam
+        return [(self.committed + list(p), score) for p, score in (ranked if n is None else ranked[:n])]

@@ -31,13 +31,21 @@ def _trim_heap():
 
 def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> Tuple[object, float]:
     """Run fn once; return (its result, peak extra memory in MiB)."""
+    out, rise, _ = peak_memory_detail(fn, device)
+    return out, rise
+
+
+def peak_memory_detail(fn: Callable[[], object], device: torch.device) -> Tuple[object, float, float]:
+    """Run fn once; return (its result, peak extra memory, peak of the whole process) in MiB. The
+    whole process (model, libraries and all) is the resident set on a CPU, allocated memory on a GPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
         out = fn()
         torch.cuda.synchronize(device)
-        return out, (torch.cuda.max_memory_allocated(device) - before) / 2 ** 20
+        peak = torch.cuda.max_memory_allocated(device)
+        return out, (peak - before) / 2 ** 20, peak / 2 ** 20
     _trim_heap()
     baseline = _rss_bytes()
     peak = [baseline]
@@ -56,7 +64,7 @@ def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> Tuple[obje
         done.set()
         sampler.join()
     peak[0] = max(peak[0], _rss_bytes())
-    return out, (peak[0] - baseline) / 2 ** 20
+    return out, (peak[0] - baseline) / 2 ** 20, peak[0] / 2 ** 20
 
 
 def cap_cpu_memory(fraction: float = 0.8) -> float:
