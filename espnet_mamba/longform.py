@@ -2,7 +2,7 @@
 
 Pure functions on arrays, used by :mod:`espnet_mamba.transcribe`:
 
-* :func:`window_plan`: overlapping windows over a long recording, each owning
+* :func:`window_plan`: equal overlapping windows over a long recording, each owning
   the middle of its span, so every encoder frame is taken from a window that saw
   context on both sides (memory bounded by the window, not the recording).
 * :func:`split_at_pauses`: cut a frame sequence into decoder-sized segments at
@@ -30,24 +30,27 @@ class Window:
 
 
 def window_plan(n: int, window: int, overlap: int) -> List[Window]:
-    """Windows of ``window`` samples overlapping by ``overlap``, covering [0, n).
+    """The fewest windows of at most ``window`` samples, overlapping by at least ``overlap``,
+    that cover [0, n), all of one length (to a sample) and evenly spaced.
 
-    Each window keeps what lies between the middles of its overlaps with its
-    neighbours, so the kept parts tile [0, n) exactly once.
+    Equal windows keep the encoded total close to n for every length: a fixed window
+    with a last one pushed back to the end would encode up to ``window`` samples twice
+    (at 5 minutes in 120 s windows, 360 s of audio for 300). Each window keeps what
+    lies between the middles of its overlaps with its neighbours, so the kept parts
+    tile [0, n) exactly once.
     """
     if n <= window:
         return [Window(0, n, 0, n)]
     if not 0 <= overlap < window:
         raise ValueError(f"overlap {overlap} must be in [0, window {window})")
-    step = window - overlap
-    starts = list(range(0, n - window, step)) + [n - window]
-    if len(starts) > 1 and starts[-1] - starts[-2] <= 0:
-        starts.pop()
+    count = -(-(n - overlap) // (window - overlap))        # ceil: the fewest windows that fit
+    length = -(-(n + (count - 1) * overlap) // count)      # <= window, by the choice of count
+    starts = [round(i * (n - length) / (count - 1)) for i in range(count)]
     out = []
     for i, s in enumerate(starts):
-        e = s + window
+        e = s + length
         keep_s = 0 if i == 0 else (s + out[-1].end) // 2
-        keep_e = n if i == len(starts) - 1 else (e + starts[i + 1]) // 2
+        keep_e = n if i == count - 1 else (e + starts[i + 1]) // 2
         out.append(Window(s, e, keep_s, keep_e))
     return out
 

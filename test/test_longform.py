@@ -11,17 +11,30 @@ from espnet_mamba.longform import (blank_runs, ctc_word_times, group_words, spli
 
 # ---- windows ---------------------------------------------------------------------------------
 
+def test_equal_windows_encode_little_twice():
+    """5 minutes in 120 s windows, 10 s overlap: three windows of 320/3 s (320 s encoded, not the
+    360 s of two full windows and a third pushed back to the end)."""
+    plan = window_plan(300, 120, 10)
+    assert [(w.start, w.end) for w in plan] == [(0, 107), (96, 203), (193, 300)]
+    assert sum(w.end - w.start for w in plan) == 321
+
+
 def test_short_input_is_one_window():
     assert window_plan(100, 1000, 100) == [window_plan(100, 1000, 100)[0]]
     w = window_plan(100, 1000, 100)[0]
     assert (w.start, w.end, w.keep_start, w.keep_end) == (0, 100, 0, 100)
 
 
-@pytest.mark.parametrize("n,window,overlap", [(1000, 300, 50), (1001, 300, 0), (10_000, 1234, 321), (301, 300, 100)])
+@pytest.mark.parametrize("n,window,overlap", [(1000, 300, 50), (1001, 300, 0), (10_000, 1234, 321), (301, 300, 100),
+                                               (300 * 16, 120 * 16, 10 * 16), (3600 * 16, 120 * 16, 10 * 16)])
 def test_windows_cover_and_kept_parts_tile(n, window, overlap):
     plan = window_plan(n, window, overlap)
     assert plan[0].start == 0 and plan[-1].end == n
-    assert all(w.end - w.start == window for w in plan)
+    length = plan[0].end - plan[0].start
+    assert length <= window and all(w.end - w.start == length for w in plan)   # equal, none too long
+    assert all(a.end - b.start >= overlap for a, b in zip(plan, plan[1:]))      # overlaps at least asked
+    # the fewest windows: one fewer, even at full length, could not cover n with these overlaps
+    assert len(plan) - 1 < 1 or (len(plan) - 1) * window - (len(plan) - 2) * overlap < n
     assert plan[0].keep_start == 0 and plan[-1].keep_end == n
     for a, b in zip(plan, plan[1:]):
         assert a.keep_end == b.keep_start                      # kept parts tile [0, n)
