@@ -51,7 +51,13 @@ MAX_CHUNK = 64           # the C source's MAX_CHUNK: steps between backward chec
 MAX_STATE = 256          # the C source's MAX_STATE: largest d_state
 LANES = 16               # the C source's LANES: channels per vector block
 DEFAULT_CHUNK = 32
-BASE_FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fopenmp-simd"]
+# -fno-trapping-math, -fno-math-errno, -ffp-contract=fast: without them gcc 12 keeps the
+# lane loops' selects (clamps, softplus' branches) and its multiply-adds scalar on an AVX2
+# CPU (Zen 3): 12.6 ns per state element on one core, 1.5 ns with them (forward scan, batch 4,
+# d_inner 512, T=500). None of them changes what the C code computes but the rounding of a
+# fused multiply-add; NaN and Inf keep their meaning (no -ffast-math, no -ffinite-math-only)
+BASE_FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fopenmp-simd",
+              "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=fast"]
 # rows of work below which starting a thread costs more than it saves (~20 us each)
 MIN_ELEMENTS_PER_THREAD = 1 << 15
 
