@@ -77,6 +77,35 @@ def test_long_sequence_many_threads_and_channel_last_layout():
     assert torch.allclose(y_many.double(), y_ref, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.skipif(not torch.backends.openmp.is_available(), reason="PyTorch without OpenMP")
+def test_pytorchs_openmp_pool_and_threads_of_our_own_give_the_same_results():
+    """The kernels run on PyTorch's OpenMP pool; the fallback (forked children) on
+    threads of their own. Every job keeps its gradient buffer whichever thread runs it."""
+    address = cpu_kernels.openmp_parallel_address()
+    assert address, "torch has OpenMP but no GOMP_parallel was found in the loaded libraries"
+    lib = cpu_kernels.library(torch.float32)
+    inputs = full_inputs(3, 40, 300, 8, "variable")
+
+    def run():
+        leaves = [t.clone().requires_grad_() for t in inputs]
+        y = selective_scan(*leaves[:7], delta_bias=leaves[7], delta_softplus=True,
+                           initial_state=leaves[8], backend="cpu")
+        y.pow(2).sum().backward()
+        return [y.detach()] + [t.grad for t in leaves]
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)  # more jobs than cores: some thread runs two
+        on_pool = run()
+        lib.use_openmp_pool(None)
+        on_own_threads = run()
+    finally:
+        lib.use_openmp_pool(address)
+        torch.set_num_threads(threads)
+    for a, b in zip(on_pool, on_own_threads):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_inputs_are_computed_in_fp32(dtype):
     u, delta, A, B, C = (t.to(dtype) for t in make(2, 8, 300, 16))

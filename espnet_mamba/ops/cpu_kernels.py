@@ -18,9 +18,14 @@ project's 2-core AMD EPYC VM with AVX-512, 2026-12):
   side by side, so the state of each d_state index is one AVX-512 vector and
   ``exp(delta A)`` our own polynomial that the compiler vectorises;
   softplus/silu are vectorised the same way (see the C file's comments).
-* threads: each call starts ``torch.get_num_threads()`` threads and joins
-  them before returning, so nothing competes with PyTorch's intra-op pool
-  while PyTorch waits, and no pool survives into a forked child.
+* threads: ``torch.get_num_threads()`` of them, taken from PyTorch's own
+  OpenMP pool (its ``GOMP_parallel``, found in the process's loaded libraries).
+  The first version started threads of its own in each call; but PyTorch's
+  workers spin for milliseconds after every op, so they shared the two cores
+  with ours: two threads ran 1.1x one (forward scan between PyTorch ops, batch 4,
+  d_inner 512, T=500). In a forked child (DataLoader workers), where libgomp's
+  pool hangs, and where PyTorch has no OpenMP runtime, each call starts and joins
+  threads of its own, as before.
 
 The shared libraries go to ``$ESPNET_MAMBA_CACHE`` or
 ``$XDG_CACHE_HOME/espnet_mamba`` (default ``~/.cache/espnet_mamba``), falling
@@ -184,12 +189,38 @@ def load() -> Tuple[Optional[dict], Optional[str]]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
+def openmp_parallel_address() -> Optional[int]:
+    """Address of ``GOMP_parallel`` in the OpenMP runtime PyTorch loaded (libgomp, or
+    LLVM/Intel's, which export it too), None when there is none."""
+    if not torch.backends.openmp.is_available():
+        return None
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = {line.split()[-1] for line in maps if "/lib" in line and "omp" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        name = os.path.basename(path)
+        if not name.startswith(("libgomp", "libiomp", "libomp")):
+            continue
+        try:
+            return ctypes.cast(ctypes.CDLL(path).GOMP_parallel, ctypes.c_void_p).value
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
 def _bind(lib):
     for name, args in (("scan_fwd", ScanArgs), ("scan_bwd", ScanArgs), ("state_step", StepArgs),
                        ("conv_fwd", ConvArgs), ("conv_bwd", ConvArgs), ("conv_step", ConvArgs)):
         fn = getattr(lib, name)
         fn.argtypes = [ctypes.POINTER(args), ctypes.c_int]
         fn.restype = None
+    lib.use_openmp_pool.argtypes = [ctypes.c_void_p]
+    lib.use_openmp_pool.restype = None
+    pool = openmp_parallel_address()
+    if pool:
+        lib.use_openmp_pool(pool)
     return lib
 
 

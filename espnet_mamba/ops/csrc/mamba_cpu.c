@@ -11,9 +11,9 @@
  *   conv_fwd, conv_bwd, conv_step   depthwise causal conv1d (+ silu)
  *
  * Work is split over blocks of LANES channels of one utterance, computed side
- * by side in vectors (see `block`). Each call starts its own threads
- * (no pool survives the call), so the library is safe under fork, and the
- * caller chooses the count (torch.get_num_threads()). Gradients that sum over
+ * by side in vectors (see `block`). Threads: PyTorch's OpenMP pool when
+ * registered (use_openmp_pool), else threads started and joined by each call;
+ * the caller chooses the count (torch.get_num_threads()). Gradients that sum over
  * work units of several threads (A, B, C, D, bias, conv weight) go to one private
  * buffer per thread; the caller adds them up.
  *
@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef int64_t i64;
 
@@ -145,6 +146,35 @@ static void *run_job(void *p) {
   return NULL;
 }
 
+/* PyTorch's OpenMP pool, when the caller handed us its GOMP_parallel: after each
+ * PyTorch op its worker threads spin for milliseconds waiting for the next one, so
+ * threads of our own would share the cores with spinning ones (measured: two
+ * threads of ours then ran ~1.1x one). Running on that pool uses the threads that
+ * are already awake. libgomp's pool does not survive fork (a child that enters it
+ * hangs), so the pool is used only in the process that registered it; a forked
+ * child (DataLoader workers) falls back to threads of its own. */
+typedef void (*omp_parallel_fn)(void (*)(void *), void *, unsigned, unsigned);
+static omp_parallel_fn omp_parallel = NULL;
+static pid_t omp_owner = 0;
+
+void use_openmp_pool(void *gomp_parallel) {
+  omp_parallel = (omp_parallel_fn)gomp_parallel;
+  omp_owner = getpid();
+}
+
+typedef struct {
+  job *jobs;
+  int count, next;
+} job_queue;
+
+/* every thread of the team takes jobs until none is left: correct whatever
+ * team size the runtime gives (fewer threads when nested or busy) */
+static void drain_queue(void *p) {
+  job_queue *q = (job_queue *)p;
+  for (int t; (t = __atomic_fetch_add(&q->next, 1, __ATOMIC_RELAXED)) < q->count;)
+    run_job(&q->jobs[t]);
+}
+
 /* work units [0, units) in `threads` contiguous ranges; the caller's thread takes one */
 static void parallel_units(unit_fn fn, const void *args, i64 units, int threads) {
   job jobs[MAX_THREADS];
@@ -156,6 +186,11 @@ static void parallel_units(unit_fn fn, const void *args, i64 units, int threads)
   for (int t = 0; t < threads; t++) {
     jobs[t] = (job){fn, args, units * t / threads, units * (t + 1) / threads, t};
     started[t] = 0;
+  }
+  if (threads > 1 && omp_parallel && getpid() == omp_owner) {
+    job_queue q = {jobs, threads, 0};
+    omp_parallel(drain_queue, &q, (unsigned)threads, 0);
+    return;
   }
   for (int t = 1; t < threads; t++)
     started[t] = pthread_create(&ids[t], NULL, run_job, &jobs[t]) == 0;
