@@ -303,6 +303,17 @@ static inline void prefetch_step(const scan_args *a, const block *k, i64 t) {
     __builtin_prefetch(a->grad_y + k->b * a->s_gy[0] + k->d0 * a->s_gy[1] + t * a->s_gy[2]);
 }
 
+/* sigmoid(z) and silu(z) of one step's lanes. A function of its own, with restrict
+ * pointers: inlined into load_step's loop gcc 12 left it scalar (one vdivss per lane,
+ * a third of the forward's time outside the state update) */
+__attribute__((noinline)) static void silu_lanes(const real *restrict z, real *restrict sig, real *restrict out) {
+#pragma omp simd
+  for (i64 j = 0; j < LANES; j++) {
+    sig[j] = vsigmoid(z[j]);
+    out[j] = z[j] * sig[j];
+  }
+}
+
 /* raw_sig (d softplus / d raw delta) only when `for_backward` */
 static inline void load_step(const scan_args *a, const block *k, const block_consts *c, i64 t,
                              int for_backward, lane_step *st) {
@@ -324,11 +335,7 @@ static inline void load_step(const scan_args *a, const block *k, const block_con
   }
   if (a->z) {
     load_lanes(st->z, a->z + k->b * a->s_z[0] + k->d0 * a->s_z[1] + t * a->s_z[2], a->s_z[1], k->w);
-#pragma omp simd
-    for (i64 j = 0; j < LANES; j++) {
-      st->z_sig[j] = vsigmoid(st->z[j]);
-      st->gate[j] = st->z[j] * st->z_sig[j];
-    }
+    silu_lanes(st->z, st->z_sig, st->gate);
   } else {
     for (i64 j = 0; j < LANES; j++) st->gate[j] = 1;
   }
@@ -413,8 +420,9 @@ static void scan_fwd_blocks(const void *p, i64 k0, i64 k1, int thread) {
   const scan_args *a = (const scan_args *)p;
   const i64 N = a->nstate, L = a->len, K = a->chunk, n_chunks = (L + K - 1) / K;
   block_consts *c = malloc(sizeof(block_consts));
-  /* two states used in turn (the update reads one, writes the other) and the decays */
-  real(*buf)[MAX_STATE][LANES] = malloc(sizeof(real) * 3 * MAX_STATE * LANES);
+  /* two states used in turn (the update reads one, writes the other) and the decays;
+   * [N], not [MAX_STATE]: see scan_bwd_blocks */
+  real(*buf)[N][LANES] = malloc(sizeof(real) * 3 * N * LANES);
   lane_step st;
   real out[LANES];
   (void)thread;
@@ -461,9 +469,11 @@ static void scan_bwd_blocks(const void *p, i64 k0, i64 k1, int thread) {
   real *gB_all = a->grad_B + (i64)thread * B_size;
   real *gC_all = a->grad_C + (i64)thread * C_size;
   block_consts *c = malloc(sizeof(block_consts));
-  /* the chunk's states h[t] (and h[s-1] in front), decays and step scalars */
-  real(*states)[MAX_STATE][LANES] = malloc(sizeof(real) * (MAX_CHUNK + 1) * MAX_STATE * LANES);
-  real(*decays)[MAX_STATE][LANES] = malloc(sizeof(real) * MAX_CHUNK * MAX_STATE * LANES);
+  /* the chunk's states h[t] (and h[s-1] in front), decays and step scalars. Steps [N]
+   * apart, not [MAX_STATE]: 16 KB apart, every step's slab fell in the same L1 sets, and
+   * the reverse pass waited on conflict misses (a third of the backward's time) */
+  real(*states)[N][LANES] = malloc(sizeof(real) * (MAX_CHUNK + 1) * N * LANES);
+  real(*decays)[N][LANES] = malloc(sizeof(real) * MAX_CHUNK * N * LANES);
   lane_step *steps = malloc(sizeof(lane_step) * MAX_CHUNK);
   real(*ys)[LANES] = malloc(sizeof(real) * MAX_CHUNK * LANES); /* y before the gate */
   real(*gh)[LANES] = malloc(sizeof(real) * MAX_STATE * LANES); /* dLoss/dh, running back */
@@ -520,22 +530,30 @@ static void scan_bwd_blocks(const void *p, i64 k0, i64 k1, int thread) {
         }
         for (i64 n = 0; n < N; n++) {
           const real bs = Bt ? Bt[n] : 0, cs = Ct ? Ct[n] : 0;
-          real *gBn = gBt ? gBt + n * LANES : NULL, *gCn = gCt ? gCt + n * LANES : NULL;
+          /* time-varying: into this step's lane buffer; time-invariant: summed in gB_inv.
+           * Chosen here, not in the lane loop, where gcc made both masked stores (vmaskmovps:
+           * no store forwarding, ~40 % of the backward) */
+          real *restrict gBn = gBt ? gBt + n * LANES : gB_inv[n];
+          real *restrict gCn = gCt ? gCt + n * LANES : gC_inv[n];
+          real b_lanes[LANES], c_lanes[LANES]; /* B[n], C[n] per lane, either kind */
+          for (i64 j = 0; j < LANES; j++) {
+            b_lanes[j] = Bt ? bs : c->B[n][j];
+            c_lanes[j] = Ct ? cs : c->C[n][j];
+          }
 #pragma omp simd
           for (i64 j = 0; j < LANES; j++) {
-            const real bj = Bt ? bs : c->B[n][j], cj = Ct ? cs : c->C[n][j];
+            const real bj = b_lanes[j], cj = c_lanes[j];
             const real ghn = gh[n][j] + gy[j] * cj;
             const real dec = decays[i][n][j], x = st->dt[j] * c->A[n][j];
-            /* d/d(delta A) of exp(delta A) h[t-1]; a floored decay passes nothing */
-            const real glog = x < LOG_DECAY_FLOOR ? 0 : ghn * dec * states[i][n][j];
+            /* d/d(delta A) of exp(delta A) h[t-1]; a floored decay passes nothing
+             * (computed, then selected: a conditional load would be a masked one) */
+            const real through = ghn * dec * states[i][n][j];
+            const real glog = x < LOG_DECAY_FLOOR ? 0 : through;
             sumA[j] += glog * c->A[n][j];
             gA[n][j] += glog * st->dt[j];
             sumB[j] += ghn * bj;
-            /* time-varying: into this step's lane buffer; time-invariant: summed here */
-            if (gBn) gBn[j] += ghn * du[j];
-            else gB_inv[n][j] += ghn * du[j];
-            if (gCn) gCn[j] += gy[j] * states[i + 1][n][j];
-            else gC_inv[n][j] += gy[j] * states[i + 1][n][j];
+            gBn[j] += ghn * du[j];
+            gCn[j] += gy[j] * states[i + 1][n][j];
             gh[n][j] = ghn * dec; /* carried to step t-1 */
           }
         }
@@ -607,7 +625,7 @@ static void state_step_blocks(const void *p, i64 k0, i64 k1, int thread) {
   a.s_u[0] = s->s_u, a.s_u[1] = 1, a.s_delta[0] = s->s_delta, a.s_delta[1] = 1;
   a.s_z[0] = s->s_z, a.s_z[1] = 1, a.s_B[0] = s->s_B, a.s_C[0] = s->s_C;
   block_consts *c = malloc(sizeof(block_consts));
-  real(*buf)[MAX_STATE][LANES] = malloc(sizeof(real) * 3 * MAX_STATE * LANES);
+  real(*buf)[N][LANES] = malloc(sizeof(real) * 3 * N * LANES);
   real(*h)[LANES] = buf[0], (*h_next)[LANES] = buf[1], (*decay)[LANES] = buf[2];
   lane_step st;
   real out[LANES];
