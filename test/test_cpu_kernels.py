@@ -164,6 +164,19 @@ def _run(code: str, **env):
                           cwd=ROOT, env=full_env, timeout=300)
 
 
+@pytest.mark.parametrize("mode", [["--own_threads"], ["--rev", "HEAD"]])
+def test_kernel_ab_tool_times_both_sides(mode):
+    if mode[0] == "--own_threads" and not torch.backends.openmp.is_available():
+        pytest.skip("PyTorch without OpenMP")
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "kernel_ab.py"), *mode, "--rounds", "1",
+                          "--batch", "1", "--dim", "32", "--length", "40", "--threads", "2"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["forward", "forward+backward"]
+    assert all("A/B" in line for line in lines[1:])
+
+
 def test_unwritable_cache_falls_back_to_a_temporary_directory(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
