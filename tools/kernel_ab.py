@@ -33,8 +33,8 @@ def build_revision(rev: str, workdir: Path):
                           capture_output=True, text=True, check=True).stdout
     source.write_text(text)
     target = workdir / "mamba_cpu_ab.so"
-    subprocess.run([cpu_kernels.compiler(), *cpu_kernels.BASE_FLAGS, "-march=native", str(source),
-                    "-o", str(target), "-lm", "-lpthread"], check=True)
+    cpu_kernels._build(cpu_kernels.compiler(), cpu_kernels.BASE_FLAGS + ["-march=native"], [], target,
+                       source=source)
     lib = ctypes.CDLL(str(target))
     if hasattr(lib, "use_openmp_pool"):
         return cpu_kernels._bind(lib)
@@ -47,7 +47,7 @@ def build_revision(rev: str, workdir: Path):
 def passes(batch: int, dim: int, length: int, d_state: int):
     g = torch.Generator().manual_seed(0)
 
-    def channel_last(*shape, scale=1.0, positive=False):
+    def channel_last(scale=1.0, positive=False):  # (batch, D, L) with unit stride over D
         t = torch.rand(batch, length, dim, generator=g) if positive else torch.randn(batch, length, dim, generator=g)
         return (t * scale).transpose(1, 2)
 

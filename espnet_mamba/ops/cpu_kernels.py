@@ -147,10 +147,10 @@ def _compiler_version(cc: str) -> str:
         return ""
 
 
-def _build(cc: str, flags, variant_flags, target: Path):
+def _build(cc: str, flags, variant_flags, target: Path, source: Path = SOURCE):
     """Compile to a temporary name, then rename: concurrent builds never see half a file."""
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    cmd = [cc, *flags, *variant_flags, str(SOURCE), "-o", str(tmp), "-lm", "-lpthread"]
+    cmd = [cc, *flags, *variant_flags, str(source), "-o", str(tmp), "-lm", "-lpthread"]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         tmp.unlink(missing_ok=True)
@@ -189,6 +189,7 @@ def load() -> Tuple[Optional[dict], Optional[str]]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
+@functools.lru_cache(maxsize=None)
 def openmp_parallel_address() -> Optional[int]:
     """Address of ``GOMP_parallel`` in the OpenMP runtime PyTorch loaded (libgomp, or
     LLVM/Intel's, which export it too), None when there is none."""
