@@ -138,6 +138,33 @@ def test_causal_conv1d_gradients_match_direct_convolution(dim, width):
         [t.detach().requires_grad_() for t in (x, weight, bias, history)])
 
 
+@pytest.mark.parametrize("grad_mode", ["no_grad", "leaves_without_grad"])
+def test_inference_calls_skip_autograd_and_match_the_references(grad_mode):
+    """Without a gradient to record (streaming, decoding) the kernels are called directly,
+    not through autograd.Function: same values as the sequential scan / direct convolution,
+    the last state included, and no graph left behind."""
+    inputs = full_inputs(2, 20, 7, 5, "grouped")
+    x, weight, bias = torch.randn(2, 20, 7), torch.randn(20, 4), torch.randn(20)
+    history = torch.randn(2, 20, 3)
+    if grad_mode == "no_grad":
+        inputs = [t.requires_grad_() for t in inputs]
+        x.requires_grad_()
+    context = torch.no_grad() if grad_mode == "no_grad" else torch.enable_grad()
+    with context:
+        y, last = selective_scan(*inputs[:7], delta_bias=inputs[7], delta_softplus=True,
+                                 initial_state=inputs[8], return_last_state=True, backend="cpu")
+        conv = causal_conv1d(x, weight, bias, "silu", initial_state=history, backend="cpu")
+    assert y.grad_fn is None and last.grad_fn is None and conv.grad_fn is None
+    plain = [t.detach().double() for t in inputs]
+    y_ref, last_ref = sequential_scan(*plain[:7], delta_bias=plain[7], delta_softplus=True,
+                                      initial_state=plain[8])
+    assert torch.allclose(y.double(), y_ref, atol=1e-5, rtol=1e-5)
+    assert torch.allclose(last.double(), last_ref, atol=1e-5, rtol=1e-5)
+    padded = torch.cat([history, x.detach()], -1)
+    conv_ref = F.silu(sum(weight[:, k, None] * padded[:, :, k:k + 7] for k in range(4)) + bias[:, None])
+    assert torch.allclose(conv, conv_ref, atol=1e-5)
+
+
 def _scan_in_child(queue, inputs):
     # as torch's DataLoader does in its workers: PyTorch's own OpenMP pool cannot be
     # used in a child forked after the parent used it (a PyTorch limitation, not ours)

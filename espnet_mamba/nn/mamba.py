@@ -154,6 +154,8 @@ class Mamba(nn.Module):
     def _final_conv_state(self, x, lengths, initial_state):
         """The d_conv most recent conv inputs before each sequence's end."""
         batch, d_inner, length = x.shape
+        if lengths is None and length >= self.d_conv:   # every sequence ends at L (a streaming chunk)
+            return x[..., length - self.d_conv:].contiguous()
         history = (x.new_zeros(batch, d_inner, self.d_conv) if initial_state is None
                    else initial_state.conv.to(x.dtype))
         full = torch.cat([history, x], dim=-1)                              # batch, d_inner, W+L

@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 
 from espnet_mamba.ops import cpu_kernels as _k
-from espnet_mamba.ops.selective_scan_cpu import _channel_last_like
+from espnet_mamba.ops.selective_scan_cpu import _channel_last_like, needs_grad, no_autocast
 
 
 def _args(x, weight, bias, initial, silu) -> _k.ConvArgs:
@@ -29,15 +29,20 @@ def _threads(x: torch.Tensor, weight: torch.Tensor) -> int:
     return _k.threads_for(x.numel() * weight.shape[1], _k.blocks(x.shape[0], x.shape[1], 1))
 
 
+def _conv_forward(x, weight, bias, initial, silu) -> torch.Tensor:
+    y = _channel_last_like(x, x.dtype)
+    a = _args(x, weight, bias, initial, silu)
+    a.y, a.s_y = y.data_ptr(), _k.strides3(y)
+    _k.library(x.dtype).conv_fwd(a, _threads(x, weight))
+    return y
+
+
 class CompiledCausalConv1d(torch.autograd.Function):
     """y = [silu](causal depthwise conv(x)); inputs already in the compute dtype."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, initial, silu):
-        y = _channel_last_like(x, x.dtype)
-        a = _args(x, weight, bias, initial, silu)
-        a.y, a.s_y = y.data_ptr(), _k.strides3(y)
-        _k.library(x.dtype).conv_fwd(a, _threads(x, weight))
+        y = _conv_forward(x, weight, bias, initial, silu)
         ctx.save_for_backward(x, weight, bias, initial)
         ctx.silu = silu
         return y
@@ -62,10 +67,13 @@ def causal_conv1d_cpu(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torc
                       silu: bool, initial_state: Optional[torch.Tensor] = None) -> torch.Tensor:
     dtype_in = x.dtype
     work = torch.float64 if dtype_in == torch.float64 else torch.float32
-    with torch.autocast(device_type="cpu", enabled=False):
-        y = CompiledCausalConv1d.apply(
-            x.to(work), weight.to(work).contiguous(), None if bias is None else bias.to(work),
-            None if initial_state is None else initial_state.to(work).contiguous(), bool(silu))
+    with no_autocast():
+        args = (x.to(work), weight.to(work).contiguous(), None if bias is None else bias.to(work),
+                None if initial_state is None else initial_state.to(work).contiguous())
+        if needs_grad(*args):
+            y = CompiledCausalConv1d.apply(*args, bool(silu))
+        else:
+            y = _conv_forward(*args, bool(silu))
     return y.to(dtype_in)
 
 

@@ -17,6 +17,7 @@ the result converted back. Training keeps one state checkpoint per ``chunk``
 steps, (batch, D, L/chunk, N), and the backward recomputes each chunk from it.
 """
 
+import contextlib
 from typing import Optional
 
 import torch
@@ -66,21 +67,42 @@ def _args(u, delta, A, B, C, D, z, delta_bias, h0, softplus, chunk) -> _k.ScanAr
     return a
 
 
+def _scan_forward(u, delta, A, B, C, D, z, delta_bias, h0, softplus, chunk, training):
+    """The forward kernel: (y, last_state, checkpoints or None); inputs in the compute dtype
+    and layout. With ``training`` the state is kept every ``chunk`` steps for the backward."""
+    batch, dim, length = u.shape
+    y = _channel_last_like(u, u.dtype)
+    last = u.new_empty(batch, dim, A.shape[1])
+    ckpt = (u.new_empty(batch, dim, -(-length // chunk), A.shape[1]) if training else None)
+    a = _args(u, delta, A, B, C, D, z, delta_bias, h0, softplus, chunk)
+    a.y, a.last, a.ckpt, a.s_y = y.data_ptr(), last.data_ptr(), _k.ptr(ckpt), _k.strides3(y)
+    _k.library(u.dtype).scan_fwd(a, _k.threads_for(u.numel() * A.shape[1],
+                                                      _k.blocks(batch, dim, a.groups)))
+    return y, last, ckpt
+
+
+def needs_grad(*tensors) -> bool:
+    """Would autograd record a call on these tensors? If not, the kernels are called
+    directly: autograd.Function's bookkeeping costs more than a short chunk's scan."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def no_autocast():
+    """Autocast off around the casts to the compute dtype (a no-op context when it is off:
+    entering torch.autocast costs as much as a one-frame streaming step's scan)."""
+    if torch.is_autocast_enabled("cpu"):
+        return torch.autocast(device_type="cpu", enabled=False)
+    return contextlib.nullcontext()
+
+
 class CompiledSelectiveScan(torch.autograd.Function):
     """(y, last_state) = scan(...); all inputs already in the compute dtype and layout."""
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, h0, softplus, chunk):
         ctx.set_materialize_grads(False)
-        batch, dim, length = u.shape
         training = any(ctx.needs_input_grad)
-        y = _channel_last_like(u, u.dtype)
-        last = u.new_empty(batch, dim, A.shape[1])
-        ckpt = (u.new_empty(batch, dim, -(-length // chunk), A.shape[1]) if training else None)
-        a = _args(u, delta, A, B, C, D, z, delta_bias, h0, softplus, chunk)
-        a.y, a.last, a.ckpt, a.s_y = y.data_ptr(), last.data_ptr(), _k.ptr(ckpt), _k.strides3(y)
-        _k.library(u.dtype).scan_fwd(a, _k.threads_for(u.numel() * A.shape[1],
-                                                          _k.blocks(batch, dim, a.groups)))
+        y, last, ckpt = _scan_forward(u, delta, A, B, C, D, z, delta_bias, h0, softplus, chunk, training)
         if training:
             ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, h0, ckpt)
             ctx.softplus, ctx.chunk = softplus, chunk
@@ -134,16 +156,17 @@ def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     dtype_in = u.dtype
     work = torch.float64 if dtype_in == torch.float64 else torch.float32
     chunk = max(1, min(int(chunk), _k.MAX_CHUNK))
-    with torch.autocast(device_type="cpu", enabled=False):
+    with no_autocast():
         def cast(t: Optional[torch.Tensor]):
             return None if t is None else t.to(work)
 
-        y, last = CompiledSelectiveScan.apply(
-            _channel_last(cast(u)), _channel_last(cast(delta)), cast(A).contiguous(),
-            _bc_layout(cast(B)), _bc_layout(cast(C)), cast(D), _channel_last(cast(z)),
-            cast(delta_bias),
-            None if initial_state is None else cast(initial_state).contiguous(),
-            bool(delta_softplus), chunk)
+        args = (_channel_last(cast(u)), _channel_last(cast(delta)), cast(A).contiguous(),
+                _bc_layout(cast(B)), _bc_layout(cast(C)), cast(D), _channel_last(cast(z)),
+                cast(delta_bias), None if initial_state is None else cast(initial_state).contiguous())
+        if needs_grad(*args):
+            y, last = CompiledSelectiveScan.apply(*args, bool(delta_softplus), chunk)
+        else:
+            y, last, _ = _scan_forward(*args, bool(delta_softplus), chunk, training=False)
     y = y.to(dtype_in)
     return (y, last) if return_last_state else y
 
