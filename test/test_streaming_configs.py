@@ -76,27 +76,36 @@ def test_compare_table_adds_streaming_columns(tmp_path):
 
 
 def test_demo_run_sh_decodes_streaming_models_as_streams(tmp_path):
-    """run.sh --streaming_models: those models go through asr.sh with --use_streaming true, the
-    others with false (asr.sh replaced by a stub that records its arguments)."""
+    """run.sh --streaming_models: those models go through asr.sh (by run_models.sh) with
+    --use_streaming true, the others without it (asr.sh's default, false); --seeds repeats
+    every model with its seed (asr.sh replaced by a stub that records its arguments)."""
     import os
     import shutil
     import subprocess
 
     demo = ROOT / "egs2" / "synth_commands" / "asr1"
-    shutil.copy(demo / "run.sh", tmp_path / "run.sh")
-    (tmp_path / "utils").mkdir()
-    (tmp_path / "utils" / "parse_options.sh").symlink_to(demo / "utils" / "parse_options.sh")
-    (tmp_path / "asr.sh").write_text('#!/usr/bin/env bash\necho "$*" >> calls.txt\n')
-    (tmp_path / "asr.sh").chmod(0o755)
-    out = subprocess.run(["bash", "run.sh", "--stop_stage", "12", "--models", "mamba",
-                          "--streaming_models", "mamba_streaming contextual_block_transformer"],
-                         cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ))
+    (tmp_path / "conf").symlink_to(ROOT / "conf")  # the zoo, where run.sh's ../../../conf finds it
+    recipe = tmp_path / "egs2" / "synth_commands" / "asr1"
+    recipe.mkdir(parents=True)
+    for script in ("run.sh", "run_models.sh"):
+        shutil.copy(demo / script, recipe / script)
+    (recipe / "utils").mkdir()
+    (recipe / "utils" / "parse_options.sh").symlink_to(demo / "utils" / "parse_options.sh")
+    (recipe / "asr.sh").write_text('#!/usr/bin/env bash\necho "$*" >> calls.txt\n')
+    (recipe / "asr.sh").chmod(0o755)
+    out = subprocess.run(["bash", "run.sh", "--stage", "12", "--stop_stage", "12", "--models", "mamba",
+                          "--streaming_models", "mamba_streaming contextual_block_transformer",
+                          "--seeds", "0 1"],
+                         cwd=recipe, capture_output=True, text=True, env=dict(os.environ))
     assert out.returncode == 0, out.stderr
-    calls = (tmp_path / "calls.txt").read_text().splitlines()
-    assert len(calls) == 3
-    for call, model, streaming in zip(calls, ["mamba", "mamba_streaming", "contextual_block_transformer"],
-                                      ["false", "true", "true"]):
+    calls = (recipe / "calls.txt").read_text().splitlines()
+    models = ["mamba", "mamba_streaming", "contextual_block_transformer"]
+    assert len(calls) == 6
+    for i, call in enumerate(calls):
+        model, seed = models[i % 3], i // 3
         assert f"--asr_config conf/train_schedule.yaml --asr_model_config ../../../conf/tuning/demo/" \
                f"train_asr_{model}.yaml" in call
-        assert call.endswith(f"--use_streaming {streaming}")
+        assert ("--use_streaming true" in call) == (model != "mamba")
+        assert f"--max_epoch 10 --seed {seed}" in call and "--stage 12 --stop_stage 12" in call
+        assert f"--asr_tag train_asr_{model}_char{'_seed1' if seed else ''} " in call
         assert (ZOO / f"train_asr_{model}.yaml").exists()

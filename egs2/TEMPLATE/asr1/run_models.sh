@@ -3,6 +3,8 @@
 # recipes that compare Mamba with ESPnet's Transformer and Conformer share. A recipe's run.sh
 # sets its options and calls this; every option not listed here goes on to asr.sh unchanged.
 #   --models 'mamba transformer'   zoo files MODEL_DIR/train_asr_MODEL.yaml, in this order
+#   --streaming_models 'M ...'     more zoo models, trained after --models and decoded as streams
+#                                  (asr.sh --use_streaming true); the table adds chunk latency
 #   --model_dir DIR                the zoo's size (e.g. ../../../conf/tuning/m)
 #   --seeds '0 1 2'                every model once per seed. Seed 0 is the configs' own and keeps the
 #                                  plain exp dir; seed N trains into exp/asr_train_asr_MODEL_TOKENS_seedN
@@ -12,6 +14,7 @@
 set -euo pipefail
 
 models=""
+streaming_models=""
 model_dir=""
 seeds=0
 max_epoch=""
@@ -25,16 +28,16 @@ asr_config=""
 asr_args=""
 inference_config=""
 inference_asr_model=valid.acc.ave.pth
-help_message="Usage: $0 --models 'M ...' --model_dir DIR [--seeds '0 1 2'] [--max_epoch N] [asr.sh options]"
+help_message="Usage: $0 --models 'M ...' --model_dir DIR [--streaming_models 'M ...'] [--seeds '0 1 2'] [--max_epoch N] [asr.sh options]"
 pass_unknown_options=true
 . ./utils/parse_options.sh
 
-[ -n "${models}" ] || { echo "$0: --models is required" >&2; exit 1; }
+[ -n "${models}${streaming_models}" ] || { echo "$0: --models is required" >&2; exit 1; }
 [ -d "${model_dir}" ] || { echo "$0: --model_dir '${model_dir}': no such directory" >&2; exit 1; }
 for seed in ${seeds}; do
   [[ "${seed}" =~ ^[0-9]+$ ]] || { echo "$0: --seeds '${seeds}': '${seed}' is not a non-negative integer" >&2; exit 1; }
 done
-for model in ${models}; do
+for model in ${models} ${streaming_models}; do
   [ -f "${model_dir}/train_asr_${model}.yaml" ] || { echo "$0: no model ${model_dir}/train_asr_${model}.yaml" >&2; exit 1; }
 done
 
@@ -45,7 +48,7 @@ inference_tag=decode_$(basename "${inference_config:-default}" .yaml)_$(basename
 if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 10 ]; then
   . ./path.sh
   configs=""
-  for model in ${models}; do configs+=" ${model_dir}/train_asr_${model}.yaml"; done
+  for model in ${models} ${streaming_models}; do configs+=" ${model_dir}/train_asr_${model}.yaml"; done
   echo "Model sizes (parameters):"
   token_list=data/token_list/${token_dir}/tokens.txt
   # shellcheck disable=SC2086
@@ -55,10 +58,12 @@ fi
 
 exps=""
 for seed in ${seeds}; do
-  for model in ${models}; do
+  for model in ${models} ${streaming_models}; do
     tag=train_asr_${model}_${tokens}
     [ "${seed}" -eq 0 ] || tag+=_seed${seed}
-    ./asr.sh "${unknown_options[@]}" --stage "${stage}" --stop_stage "${stop_stage}" \
+    streaming=()
+    case " ${streaming_models} " in *" ${model} "*) streaming=(--use_streaming true);; esac
+    ./asr.sh "${unknown_options[@]}" "${streaming[@]}" --stage "${stage}" --stop_stage "${stop_stage}" \
       --token_type "${token_type}" --nbpe "${nbpe}" --bpemode "${bpemode}" \
       --asr_config "${asr_config}" --asr_model_config "${model_dir}/train_asr_${model}.yaml" \
       --asr_tag "${tag}" --asr_args "${asr_args:+${asr_args} }--seed ${seed}" \
