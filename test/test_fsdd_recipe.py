@@ -1,4 +1,4 @@
-"""The FSDD real-speech recipe, reduced: a Mamba model and ESPnet's Transformer (slow).
+"""The FSDD real-speech recipe, reduced to its Mamba model (slow).
 
 Proves learning from real human speech: the Mamba model must recognize connected
 digits of a speaker it never heard at under 30% WER. Needs the Free Spoken Digit
@@ -16,8 +16,9 @@ from cli_pipeline import copy_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDD = Path(os.environ.get("FSDD_DIR", ROOT.parent / "shared" / "data" / "fsdd"))
-# the CI budget: 2 cores, at most 15 minutes for this test
-REDUCED = {"n_train": 800, "n_dev": 40, "n_test": 40, "max_epoch": 7}
+# the CI budget: 2 cores, under 10 minutes for this test. Only the Mamba model is trained: the
+# recipe's several-model path (sizes, comparison table) is what test_demo_recipe.py runs with two.
+REDUCED = {"n_train": 800, "n_dev": 40, "n_test": 40, "max_epoch": 5}
 
 pytestmark = pytest.mark.slow
 
@@ -33,14 +34,13 @@ def test_reduced_recipe_learns_unseen_speakers(tmp_path):
     r = copy_recipe(tmp_path, "fsdd_digits")
     data_opts = (f"--fsdd_dir {FSDD} --n_train {REDUCED['n_train']} --n_dev {REDUCED['n_dev']} "
                  f"--n_test {REDUCED['n_test']}")
-    out = subprocess.run(["bash", "run.sh", "--models", "mamba transformer", "--max_epoch",
+    out = subprocess.run(["bash", "run.sh", "--models", "mamba", "--max_epoch",
                           str(REDUCED["max_epoch"]), "--local_data_opts", data_opts, "--stop_stage", "13"],
                          cwd=r, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
     assert "conf/tuning/s/train_asr_mamba.yaml" in out.stdout.split("Stage 1:")[0]  # sizes printed first
-    rates = {model: {spk: wer(r / "exp" / f"asr_train_asr_{model}_word", f"test_{spk}")
-                     for spk in ("george", "lucas")}
-             for model in ("mamba", "transformer")}
+    rates = {"mamba": {spk: wer(r / "exp" / "asr_train_asr_mamba_word", f"test_{spk}")
+                       for spk in ("george", "lucas")}}
     print(f"\nFSDD reduced run, WER % on unseen speakers: {rates}")
     # speakers are disjoint: none of the test speakers is in train or dev
     for split in ("train", "dev"):
