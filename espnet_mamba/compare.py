@@ -257,10 +257,18 @@ def main(argv: Optional[List[str]] = None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("exp_dirs", type=Path, nargs="+")
     p.add_argument("--out", type=Path, default=Path("comparison"), help="writes OUT.md and OUT.png")
-    p.add_argument("--inference_tag", help="decoding directory to report (e.g. decode_decode_asr_valid.acc.ave) "
-                   "when an experiment holds several; default: the only one")
+    p.add_argument("--inference_tag", nargs="+",
+                   help="decoding directory to report (e.g. decode_decode_asr_valid.acc.ave) when an "
+                   "experiment holds several: one for every experiment, or one per experiment in the "
+                   "order of EXP_DIRS (streamed models decode into TAG_streaming160ms); default: the only one")
     a = p.parse_args(argv)
-    runs = [summarise(d, a.inference_tag) for d in a.exp_dirs]
+    tags = a.inference_tag or [None]
+    if len(tags) == 1:
+        tags = tags * len(a.exp_dirs)
+    if len(tags) != len(a.exp_dirs):
+        p.error(f"--inference_tag: {len(tags)} tags for {len(a.exp_dirs)} experiment directories "
+                f"(give one for all, or one per directory)")
+    runs = [summarise(d, tag) for d, tag in zip(a.exp_dirs, tags)]
     table = markdown(runs)
     means = markdown_seed_means(runs)
     if means:

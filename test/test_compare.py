@@ -104,6 +104,21 @@ def test_two_decodings_need_an_inference_tag(tmp_path):
     assert "| asr_mamba | 2.64M | 9.5 |" in (tmp_path / "cmp.md").read_text()
 
 
+def test_one_inference_tag_per_experiment(tmp_path):
+    """A streamed model decodes into TAG_streaming160ms: run_models.sh passes a tag per exp dir."""
+    offline = make_exp(tmp_path, "asr_mamba", 12.5, decode="decode_x")
+    make_exp(tmp_path, "asr_mamba", 30.0, decode="decode_y")
+    stream = make_exp(tmp_path, "asr_mamba_streaming", 14.0, decode="decode_x_streaming160ms")
+    make_exp(tmp_path, "asr_mamba_streaming", 40.0, decode="decode_x")
+    compare.main([str(offline), str(stream), "--out", str(tmp_path / "cmp"),
+                  "--inference_tag", "decode_x", "decode_x_streaming160ms"])
+    table = (tmp_path / "cmp.md").read_text()
+    assert "| asr_mamba | 2.64M | 12.5 |" in table and "| asr_mamba_streaming | 2.64M | 14.0 |" in table
+    with pytest.raises(SystemExit):   # three tags for two directories
+        compare.main([str(offline), str(stream), "--out", str(tmp_path / "cmp"),
+                      "--inference_tag", "decode_x", "decode_y", "decode_x"])
+
+
 def _log_segment(first_epoch: int, last_epoch: int, start_minute: int, minutes: int, finished: bool) -> str:
     """A train.log of one training segment: epochs first..last, wall time `minutes`."""
     lines = [f"[vm] 2026-11-22 07:{start_minute:02d}:00,000 (abs_task:1) INFO: start",

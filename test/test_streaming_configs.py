@@ -106,6 +106,8 @@ def test_demo_run_sh_decodes_streaming_models_as_streams(tmp_path):
         assert f"--asr_config conf/train_schedule.yaml --asr_model_config ../../../conf/tuning/demo/" \
                f"train_asr_{model}.yaml" in call
         assert ("--use_streaming true" in call) == (model != "mamba")
+        suffix = "" if model == "mamba" else "_streaming160ms"   # asr.sh's name for a streamed decoding
+        assert f"--inference_tag decode_decode_asr_valid.acc.ave{suffix} " in call
         assert f"--max_epoch 10 --seed {seed}" in call and "--stage 12 --stop_stage 12" in call
         assert f"--asr_tag train_asr_{model}_char{'_seed1' if seed else ''} " in call
         assert (ZOO / f"train_asr_{model}.yaml").exists()

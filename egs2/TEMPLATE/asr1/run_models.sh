@@ -28,6 +28,7 @@ asr_config=""
 asr_args=""
 inference_config=""
 inference_asr_model=valid.acc.ave.pth
+streaming_chunk_ms=160
 help_message="Usage: $0 --models 'M ...' --model_dir DIR [--streaming_models 'M ...'] [--seeds '0 1 2'] [--max_epoch N] [asr.sh options]"
 pass_unknown_options=true
 . ./utils/parse_options.sh
@@ -57,24 +58,30 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 10 ]; then
 fi
 
 exps=""
+inference_tags=""
 for seed in ${seeds}; do
   for model in ${models} ${streaming_models}; do
     tag=train_asr_${model}_${tokens}
     [ "${seed}" -eq 0 ] || tag+=_seed${seed}
     streaming=()
-    case " ${streaming_models} " in *" ${model} "*) streaming=(--use_streaming true);; esac
+    model_inference_tag=${inference_tag}
+    case " ${streaming_models} " in *" ${model} "*)
+      streaming=(--use_streaming true)
+      model_inference_tag+=_streaming${streaming_chunk_ms}ms;;   # asr.sh's name for a streamed decoding
+    esac
     ./asr.sh "${unknown_options[@]}" "${streaming[@]}" --stage "${stage}" --stop_stage "${stop_stage}" \
       --token_type "${token_type}" --nbpe "${nbpe}" --bpemode "${bpemode}" \
       --asr_config "${asr_config}" --asr_model_config "${model_dir}/train_asr_${model}.yaml" \
       --asr_tag "${tag}" --asr_args "${asr_args:+${asr_args} }--seed ${seed}" \
       --inference_config "${inference_config}" --inference_asr_model "${inference_asr_model}" \
-      --inference_tag "${inference_tag}"
+      --inference_tag "${model_inference_tag}" --streaming_chunk_ms "${streaming_chunk_ms}"
     exps+=" exp/asr_${tag}"
+    inference_tags+=" ${model_inference_tag}"
   done
 done
 if [ "${stop_stage}" -ge 13 ]; then
   . ./path.sh
   # only the decoding made above; others (e.g. a CTC-weight sweep on dev) stay out of the table
   # shellcheck disable=SC2086
-  python3 -m espnet_mamba.compare ${exps} --inference_tag "${inference_tag}" --out exp/comparison
+  python3 -m espnet_mamba.compare ${exps} --inference_tag ${inference_tags} --out exp/comparison
 fi
