@@ -106,6 +106,41 @@ def test_pytorchs_openmp_pool_and_threads_of_our_own_give_the_same_results():
         assert torch.equal(a, b)
 
 
+@pytest.mark.skipif(not torch.backends.openmp.is_available(), reason="torch without OpenMP")
+def test_the_pool_is_pytorchs_when_another_openmp_runtime_is_loaded_first(tmp_path):
+    """ESPnet's imports bring scikit-learn's libgomp; a runtime whose path sorts first
+    must not be taken for PyTorch's (its workers would spin against PyTorch's)."""
+    torch_dir = os.path.dirname(torch.__file__)
+    bundled = [p for p in cpu_kernels._loaded_libraries() if p.startswith(torch_dir)
+               and os.path.basename(p).startswith(("libgomp", "libiomp", "libomp"))]
+    if not bundled:
+        pytest.skip("this torch links a system OpenMP runtime, not one of its own")
+    torch_runtime = bundled[0]
+    decoy = tmp_path / "aaa" / ("libgomp-decoy" + Path(torch_runtime).suffix)
+    decoy.parent.mkdir()
+    decoy.write_bytes(Path(torch_runtime).read_bytes())
+    # loaded after torch, as scikit-learn's is (before it, torch would link to it itself)
+    code = (f"import ctypes, torch; ctypes.CDLL({str(decoy)!r}); "
+            "from espnet_mamba.ops import cpu_kernels as k; "
+            "a = k.openmp_parallel_address(); print(k.library_containing(a))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         timeout=120).stdout.strip()
+    assert out == torch_runtime, out
+    assert str(decoy) in subprocess.run(  # the test's premise: the decoy is loaded and sorts first
+        [sys.executable, "-c", code.replace("print(k.library_containing(a))",
+                                            "print(sorted(k._loaded_libraries()))")],
+        capture_output=True, text=True, check=True, timeout=120).stdout
+
+
+def test_openmp_pool_ab_tool_times_both_pools():
+    pytest.importorskip("sklearn")
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "openmp_pool_ab.py"), "--rounds", "1",
+                          "--seconds", "0.5", "--batch", "2", "--scale", "0.1"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "kernels on PyTorch's pool" in out.stdout and "ratio" in out.stdout
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_inputs_are_computed_in_fp32(dtype):
     u, delta, A, B, C = (t.to(dtype) for t in make(2, 8, 300, 16))

@@ -19,7 +19,8 @@ project's 2-core AMD EPYC VM with AVX-512, 2026-12):
   ``exp(delta A)`` our own polynomial that the compiler vectorises;
   softplus/silu are vectorised the same way (see the C file's comments).
 * threads: ``torch.get_num_threads()`` of them, taken from PyTorch's own
-  OpenMP pool (its ``GOMP_parallel``, found in the process's loaded libraries).
+  OpenMP pool (the ``GOMP_parallel`` that libtorch_cpu resolves to: not another
+  libgomp in the process, such as scikit-learn's, whose pool would compete with it).
   The first version started threads of its own in each call; but PyTorch's
   workers spin for milliseconds after every op, so they shared the two cores
   with ours: two threads ran 1.1x one (forward scan between PyTorch ops, batch 4,
@@ -189,21 +190,55 @@ def load() -> Tuple[Optional[dict], Optional[str]]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
-@functools.lru_cache(maxsize=None)
-def openmp_parallel_address() -> Optional[int]:
-    """Address of ``GOMP_parallel`` in the OpenMP runtime PyTorch loaded (libgomp, or
-    LLVM/Intel's, which export it too), None when there is none."""
-    if not torch.backends.openmp.is_available():
-        return None
+def _loaded_libraries():
+    """Paths of the shared libraries mapped into this process (Linux), or none."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            paths = {line.split()[-1] for line in maps if "/lib" in line and "omp" in line}
+            return {line.split()[-1] for line in maps if "/" in line.split()[-1]}
     except OSError:
+        return set()
+
+
+def library_containing(address: int) -> Optional[str]:
+    """The path of the mapped file that holds ``address`` (for the log and the tests)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                fields = line.split()
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                if start <= address < end and len(fields) > 5:
+                    return fields[-1]
+    except OSError:
+        pass
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def openmp_parallel_address() -> Optional[int]:
+    """Address of the ``GOMP_parallel`` that PyTorch itself calls, None when it has no
+    OpenMP runtime.
+
+    A process can hold several OpenMP runtimes: ESPnet imports librosa, which imports
+    scikit-learn, which brings a libgomp of its own. Its pool is not PyTorch's: with it,
+    our kernels' workers and PyTorch's spin against each other after every op (on the
+    2-core VM: 3 busy threads, ~35 % of a Mamba training step's CPU time inside the two
+    libgomps' wait loops). So the symbol is looked up through libtorch_cpu's handle,
+    which searches libtorch_cpu and the libraries it was linked against, in that order.
+    """
+    if not torch.backends.openmp.is_available():
         return None
-    for path in sorted(paths):
-        name = os.path.basename(path)
-        if not name.startswith(("libgomp", "libiomp", "libomp")):
+    libraries = _loaded_libraries()
+    torch_cpu = sorted(p for p in libraries if os.path.basename(p).startswith("libtorch_cpu."))
+    for path in torch_cpu:
+        try:
+            return ctypes.cast(ctypes.CDLL(path).GOMP_parallel, ctypes.c_void_p).value
+        except (OSError, AttributeError):
             continue
+    # a torch without a separate libtorch_cpu: a runtime next to torch first, then any
+    torch_dir = os.path.dirname(torch.__file__)
+    runtimes = [p for p in libraries
+                if os.path.basename(p).startswith(("libgomp", "libiomp", "libomp"))]
+    for path in sorted(runtimes, key=lambda p: (not p.startswith(torch_dir), p)):
         try:
             return ctypes.cast(ctypes.CDLL(path).GOMP_parallel, ctypes.c_void_p).value
         except (OSError, AttributeError):

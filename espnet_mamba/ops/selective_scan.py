@@ -86,7 +86,7 @@ def _check_inputs(u, delta, A, B, C, D, z, delta_bias, initial_state):
 def _check_finite(y, named_inputs):
     """NaN/Inf in any input reaches the output, so one cheap sum over y screens them all;
     only a non-finite sum pays for a pass over each input to name the culprit."""
-    if math.isfinite(float(y.sum())):  # a Python float: a quarter of bool(torch.isfinite(...))'s cost
+    if math.isfinite(float(y.detach().sum())):  # a Python float: a quarter of bool(torch.isfinite(...))'s cost
         return
     for name, t in named_inputs:
         if t is not None and not bool(torch.isfinite(t).all()):
