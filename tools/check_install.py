@@ -17,12 +17,6 @@ def version(module: str):
     return getattr(mod, "__version__", "installed"), None
 
 
-def torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
 def main() -> int:
     problems = []
     print(f"python            {sys.version.split()[0]} ({sys.executable})")
@@ -47,10 +41,12 @@ def main() -> int:
         print(f"scan kernel       {info['selective_scan_kernel'].splitlines()[0]}")
         print(f"conv kernel       {info['causal_conv1d_kernel'].splitlines()[0]}")
         print(f"cpu kernels       {info['cpu_kernels'].splitlines()[0]}")
+        import torch
+
         from espnet_mamba.ops import cpu_kernels
 
         pool = cpu_kernels.openmp_parallel_address()
-        print(f"cpu kernel pool   {torch_threads()} threads on "
+        print(f"cpu kernel pool   {torch.get_num_threads()} threads on "
               f"{cpu_kernels.library_containing(pool) if pool else 'threads of their own (no OpenMP in torch)'}")
         print(f"backend request   {info['requested']} (set {backend.BACKEND_ENV}=auto|torch|cpu|cuda)")
         print(f"backend used      {info['default']}")

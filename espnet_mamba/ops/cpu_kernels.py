@@ -190,26 +190,26 @@ def load() -> Tuple[Optional[dict], Optional[str]]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def _loaded_libraries():
-    """Paths of the shared libraries mapped into this process (Linux), or none."""
+def _mappings():
+    """The fields of each line of /proc/self/maps that maps a file (Linux), or none."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            return {line.split()[-1] for line in maps if "/" in line.split()[-1]}
+            return [f for f in (line.split() for line in maps) if len(f) > 5 and "/" in f[-1]]
     except OSError:
-        return set()
+        return []
+
+
+def _loaded_libraries():
+    """Paths of the shared libraries mapped into this process."""
+    return {f[-1] for f in _mappings()}
 
 
 def library_containing(address: int) -> Optional[str]:
-    """The path of the mapped file that holds ``address`` (for the log and the tests)."""
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            for line in maps:
-                fields = line.split()
-                start, end = (int(x, 16) for x in fields[0].split("-"))
-                if start <= address < end and len(fields) > 5:
-                    return fields[-1]
-    except OSError:
-        pass
+    """The path of the mapped file that holds ``address`` (for check_install and the tests)."""
+    for f in _mappings():
+        start, end = (int(x, 16) for x in f[0].split("-"))
+        if start <= address < end:
+            return f[-1]
     return None
 
 
@@ -223,22 +223,17 @@ def openmp_parallel_address() -> Optional[int]:
     our kernels' workers and PyTorch's spin against each other after every op (on the
     2-core VM: 3 busy threads, ~35 % of a Mamba training step's CPU time inside the two
     libgomps' wait loops). So the symbol is looked up through libtorch_cpu's handle,
-    which searches libtorch_cpu and the libraries it was linked against, in that order.
+    which searches libtorch_cpu and the libraries it was linked against, in that order;
+    a torch without a separate libtorch_cpu: a runtime under torch's directory, then any.
     """
     if not torch.backends.openmp.is_available():
         return None
-    libraries = _loaded_libraries()
+    libraries, torch_dir = _loaded_libraries(), os.path.dirname(torch.__file__)
     torch_cpu = sorted(p for p in libraries if os.path.basename(p).startswith("libtorch_cpu."))
-    for path in torch_cpu:
-        try:
-            return ctypes.cast(ctypes.CDLL(path).GOMP_parallel, ctypes.c_void_p).value
-        except (OSError, AttributeError):
-            continue
-    # a torch without a separate libtorch_cpu: a runtime next to torch first, then any
-    torch_dir = os.path.dirname(torch.__file__)
-    runtimes = [p for p in libraries
-                if os.path.basename(p).startswith(("libgomp", "libiomp", "libomp"))]
-    for path in sorted(runtimes, key=lambda p: (not p.startswith(torch_dir), p)):
+    runtimes = sorted((p for p in libraries
+                       if os.path.basename(p).startswith(("libgomp", "libiomp", "libomp"))),
+                      key=lambda p: (not p.startswith(torch_dir), p))
+    for path in torch_cpu + runtimes:
         try:
             return ctypes.cast(ctypes.CDLL(path).GOMP_parallel, ctypes.c_void_p).value
         except (OSError, AttributeError):
